@@ -9,8 +9,9 @@ even where the core does not model it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 Provider = Literal["cloud_api", "serpro"]
@@ -189,7 +190,7 @@ class Message:
     referral: JSONObject | None = None
     data: MessageData | None = None  # None when the type's own object was absent
     errors: tuple[ErrorDetail, ...] = ()
-    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+    raw: JSONObject = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def contact_id(self) -> str:
@@ -214,7 +215,7 @@ class Status:
     pricing: JSONObject | None = None
     errors: tuple[ErrorDetail, ...] = ()
     request_id: str | None = None  # SERPRO's `idRequisicao`
-    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+    raw: JSONObject = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,7 @@ class WebhookError:
     phone_number_id: str | None
     display_phone_number: str | None
     errors: tuple[ErrorDetail, ...]
-    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+    raw: JSONObject = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +240,7 @@ class Unknown:
     reason: str  # e.g. "field 'account_update'", "message type 'poll'"
     field: str | None = None  # the change's `field`
     message_id: str | None = None  # when the unknown thing is a message with an id
-    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+    raw: JSONObject = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
 
 Event = Union[Message, Status, WebhookError, Unknown]
