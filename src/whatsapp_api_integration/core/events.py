@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 Provider = Literal["cloud_api", "serpro"]
 PROVIDERS: tuple[Provider, ...] = ("cloud_api", "serpro")
@@ -151,22 +151,22 @@ class Unsupported:
     unsupported_type: str | None = None
 
 
-MessageData = Union[
-    Text,
-    Media,
-    Location,
-    Contacts,
-    ButtonReply,
-    ListReply,
-    FlowReply,
-    TemplateButton,
-    Reaction,
-    Order,
-    System,
-    Edit,
-    Revoke,
-    Unsupported,
-]
+MessageData = (
+    Text
+    | Media
+    | Location
+    | Contacts
+    | ButtonReply
+    | ListReply
+    | FlowReply
+    | TemplateButton
+    | Reaction
+    | Order
+    | System
+    | Edit
+    | Revoke
+    | Unsupported
+)
 
 
 # ---- events ----------------------------------------------------------------------------
@@ -243,7 +243,7 @@ class Unknown:
     raw: JSONObject = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
 
-Event = Union[Message, Status, WebhookError, Unknown]
+Event = Message | Status | WebhookError | Unknown
 
 
 @dataclass(frozen=True, slots=True)
