@@ -1,0 +1,45 @@
+"""The packaging metadata keeps its promises (DESIGN.md §13)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
+
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict[str, Any]:
+    with PYPROJECT.open("rb") as file:
+        return tomllib.load(file)
+
+
+def test_the_core_needs_no_third_party_package(pyproject: dict[str, Any]) -> None:
+    assert pyproject["project"]["dependencies"] == []
+
+
+def test_poetry_groups_repeat_the_pip_extras(pyproject: dict[str, Any]) -> None:
+    extras = pyproject["project"]["optional-dependencies"]
+    groups = pyproject["dependency-groups"]
+    assert groups["server"] == extras["server"]
+    assert groups["dev"] == extras["dev"]
+
+
+def test_no_extra_pulls_pydantic_2_or_rasa(pyproject: dict[str, Any]) -> None:
+    requirements = [
+        r for extra in pyproject["project"]["optional-dependencies"].values() for r in extra
+    ]
+    names = {
+        r.split(";")[0].split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower()
+        for r in requirements
+    }
+    assert "rasa" not in names
+    assert "pydantic" not in names
