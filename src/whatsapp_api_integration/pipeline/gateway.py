@@ -1,0 +1,358 @@
+"""The gateway: store what WhatsApp sends before acknowledging it, then answer it in workers.
+
+`Gateway.accept` is what a webhook calls once the body is verified and parsed: one transaction
+stores the body, one row per message (unique on provider and wamid, so a redelivery is a
+duplicate) and the statuses; the host answers 200 after it returns. Worker threads (`start`)
+or a worker process (`run_worker`) claim each contact's next message, and a `JobRunner` asks
+the backend and sends the replies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from whatsapp_api_integration.backends import Backend
+from whatsapp_api_integration.core.contract import event_to_json, to_incoming
+from whatsapp_api_integration.core.events import Event, Message, Status, Unknown, WebhookError
+from whatsapp_api_integration.core.identity import contact_key
+from whatsapp_api_integration.core.outbound import RenderOptions
+from whatsapp_api_integration.pipeline import metrics
+from whatsapp_api_integration.pipeline.worker import JobRunner
+from whatsapp_api_integration.providers import Sender
+from whatsapp_api_integration.store import (
+    DeadLetter,
+    EventRecord,
+    InboundRecord,
+    StatusRecord,
+    Store,
+)
+
+logger = logging.getLogger("whatsapp_api_integration.pipeline")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    database_url: str = "sqlite:///whatsapp_gateway.db"
+    workers: int = 4  # threads in this process; 0 = none
+    max_attempts: int = 8
+    br_ninth_digit: bool = False
+    render_options: RenderOptions = field(default_factory=RenderOptions)
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    lease_seconds: float = 120.0
+    default_phone_number_id: str | None = None
+    poll_interval_seconds: float = 0.5  # how often idle workers look for other processes' work
+    mask_contacts: bool = False  # log contacts as 55619****4321 (MASK_CONTACTS)
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    new_messages: int  # messages stored for the first time (the ignored ones included)
+    duplicates: int  # messages already stored (a redelivery), not processed again
+    statuses: int  # statuses stored for the first time
+    ignored: int  # new messages stored but not for a backend (state `ignored`)
+
+
+def mask_contact(text: str) -> str:
+    """`cloud_api:123:5561987654321` -> `cloud_api:123:55619****4321`."""
+    prefix, colon, contact = text.rpartition(":")
+    if len(contact) > 9:
+        contact = contact[:5] + "*" * (len(contact) - 9) + contact[-4:]
+    elif contact:
+        contact = "*" * len(contact)
+    return prefix + colon + contact
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        backend: Backend,
+        senders: Mapping[str, Sender],
+        *,
+        store: Store | None = None,
+    ) -> None:
+        """Open the store (or use `store`, e.g. one a SandboxSender shares) and migrate it."""
+        self.config = config
+        self.backend = backend
+        self.senders = dict(senders)
+        self.store = store if store is not None else Store(config.database_url)
+        self.store.migrate()
+        self._wakeup = threading.Condition()
+        self._generation = 0
+        self._next_due: float | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._runner = JobRunner(
+            store=self.store,
+            backend=backend,
+            senders=self.senders,
+            br_ninth_digit=config.br_ninth_digit,
+            render_options=config.render_options,
+            max_attempts=config.max_attempts,
+            retry_base_seconds=config.retry_base_seconds,
+            retry_max_seconds=config.retry_max_seconds,
+            lease_seconds=config.lease_seconds,
+            default_phone_number_id=config.default_phone_number_id,
+            show_contact=self.show_contact,
+            on_retry_scheduled=self._retry_scheduled,
+        )
+        gateway = weakref.ref(self)
+
+        def queue_depth() -> float:
+            current = gateway()
+            try:
+                return float(current.store.queue_depth()) if current is not None else 0.0
+            except Exception:
+                return float("nan")
+
+        metrics.track_queue_depth(queue_depth)
+
+    def show_contact(self, key: str) -> str:
+        return mask_contact(key) if self.config.mask_contacts else key
+
+    # ---- inbound --------------------------------------------------------------------------
+
+    def accept(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        events: Sequence[Event],
+        *,
+        provider: str | None = None,
+    ) -> AcceptResult:
+        """Store `body` and its events in one transaction, committed when this returns."""
+        messages: list[InboundRecord] = []
+        statuses: list[StatusRecord] = []
+        others: list[EventRecord] = []
+        for event in events:
+            if isinstance(event, Message):
+                messages.append(self._inbound_record(event))
+            elif isinstance(event, Status):
+                statuses.append(
+                    StatusRecord(
+                        provider=event.provider,
+                        wamid=event.id,
+                        status=event.status,
+                        timestamp=event.timestamp,
+                        recipient_id=event.recipient_id or event.recipient_user_id,
+                        errors=tuple(dataclasses.asdict(error) for error in event.errors),
+                    )
+                )
+            elif isinstance(event, (WebhookError, Unknown)):
+                kind = "webhook_error" if isinstance(event, WebhookError) else "unknown"
+                others.append(
+                    EventRecord(kind, event.provider, event.phone_number_id, event_to_json(event))
+                )
+        provider = provider or (events[0].provider if events else None)
+        counts = self.store.accept(
+            body=body,
+            headers=headers,
+            provider=provider,
+            messages=messages,
+            statuses=statuses,
+            events=others,
+        )
+        metrics.WEBHOOK_RECEIVED.labels(provider=provider or "unknown").inc()
+        if counts.duplicates:
+            metrics.MESSAGES_DUPLICATE.inc(counts.duplicates)
+        self._log_accepted(counts.body_id, events, counts.orphan_statuses, counts.duplicates)
+        if counts.new_messages > counts.ignored:
+            self.wake()
+        return AcceptResult(
+            new_messages=counts.new_messages,
+            duplicates=counts.duplicates,
+            statuses=counts.statuses,
+            ignored=counts.ignored,
+        )
+
+    def _inbound_record(self, message: Message) -> InboundRecord:
+        # Resolving payload references waits for the worker: here only whether the message
+        # is for a backend at all, and the text it will be sent, matter.
+        incoming = to_incoming(message, br_ninth_digit=self.config.br_ninth_digit)
+        return InboundRecord(
+            provider=message.provider,
+            wamid=message.id,
+            phone_number_id=message.phone_number_id,
+            contact_key=contact_key(message),
+            contact_id=message.contact_id,
+            message_type=message.type,
+            text=incoming.text if incoming is not None else None,
+            timestamp=message.timestamp,
+        )
+
+    def _log_accepted(
+        self, body_id: int, events: Sequence[Event], orphans: Sequence[str], duplicates: int
+    ) -> None:
+        if duplicates:
+            logger.info(
+                "body %d: %d message(s) already stored, not processed again", body_id, duplicates
+            )
+        for wamid in orphans:
+            logger.info(
+                "body %d: status for wamid %s, which we never sent: kept as orphan", body_id, wamid
+            )
+        for event in events:
+            if isinstance(event, Status) and event.status == "failed":
+                codes = ", ".join(str(error.code) for error in event.errors) or "none"
+                logger.warning(
+                    "body %d: WhatsApp reports our message %s failed (codes %s)",
+                    body_id,
+                    event.id,
+                    codes,
+                )
+            elif isinstance(event, Unknown):
+                logger.warning(
+                    "body %d: not answered: %s (wamid %s)", body_id, event.reason, event.message_id
+                )
+            elif isinstance(event, WebhookError):
+                codes = ", ".join(str(error.code) for error in event.errors)
+                logger.warning(
+                    "body %d: webhook error(s) for number %s: codes %s",
+                    body_id,
+                    event.phone_number_id,
+                    codes,
+                )
+
+    def reject(
+        self, body: bytes, headers: Mapping[str, str], reason: str, http_status: int
+    ) -> None:
+        """Keep a bounded record of a refused body (64 KiB of it, its length and sha256)."""
+        body_id = self.store.reject(
+            body=body, headers=headers, reason=reason, http_status=http_status
+        )
+        logger.info("body %d rejected with %d: %s", body_id, http_status, reason)
+
+    # ---- workers --------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        with self._wakeup:
+            self._generation += 1
+            self._wakeup.notify_all()
+
+    def _retry_scheduled(self, due: float) -> None:
+        with self._wakeup:
+            if self._next_due is None or due < self._next_due:
+                self._next_due = due
+            self._wakeup.notify_all()
+
+    def _idle(self, seen: int, stop_event: threading.Event) -> None:
+        with self._wakeup:
+            if self._generation != seen or stop_event.is_set():
+                return
+            timeout = self.config.poll_interval_seconds
+            if self._next_due is not None:
+                until_due = self._next_due - time.time()
+                if until_due <= 0:
+                    self._next_due = None
+                timeout = max(0.0, min(timeout, until_due))
+            self._wakeup.wait(timeout)
+
+    def _owner(self) -> str:
+        thread = threading.current_thread().name
+        return f"{socket.gethostname()}:{os.getpid()}:{thread}:{uuid.uuid4().hex[:8]}"
+
+    def run_worker(self, stop_event: threading.Event) -> None:
+        """Claim and work jobs until `stop_event` is set (the `worker` command's loop)."""
+        owner = self._owner()
+        while not stop_event.is_set():
+            seen = self._generation
+            try:
+                job = self.store.claim(owner, self.config.lease_seconds)
+            except Exception:
+                logger.exception("claiming a job failed; trying again shortly")
+                stop_event.wait(self.config.poll_interval_seconds)
+                continue
+            if job is None:
+                self._idle(seen, stop_event)
+                continue
+            try:
+                self._runner.work(job)
+            except Exception:  # the store failed while recording an outcome: keep the thread
+                logger.exception("job %s (wamid %s): outcome not recorded", job.id, job.wamid)
+                stop_event.wait(self.config.poll_interval_seconds)
+
+    def start(self) -> None:
+        """Start `workers` worker threads."""
+        if self._threads:
+            return
+        self._stop.clear()
+        for number in range(self.config.workers):
+            thread = threading.Thread(
+                target=self.run_worker,
+                args=(self._stop,),
+                name=f"whatsapp-worker-{number}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let in-flight jobs finish and the threads end. A job still running at the timeout
+        keeps its lease until it expires, then another worker takes it back."""
+        self._stop.set()
+        with self._wakeup:
+            self._wakeup.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                logger.warning(
+                    "%s still working after %.1fs; its job will be taken back", thread.name, timeout
+                )
+        self._threads = []
+
+    def close(self) -> None:
+        """Stop the workers, close the senders and the backend, release the database."""
+        self.stop()
+        for resource in (*self.senders.values(), self.backend):
+            close = getattr(resource, "close", None)
+            if callable(close):
+                close()
+        self.store.close()
+
+    def process_available(self, limit: int | None = None) -> int:
+        """Work jobs in this thread until none is available now; how many were worked."""
+        owner = self._owner()
+        worked = 0
+        while limit is None or worked < limit:
+            job = self.store.claim(owner, self.config.lease_seconds)
+            if job is None:
+                break
+            self._runner.work(job)
+            worked += 1
+        return worked
+
+    # ---- operator views -------------------------------------------------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        return self.store.ready()
+
+    def stats(self) -> dict[str, int]:
+        return self.store.stats()
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return self.store.dead_letters()
+
+    def dead_letter(self, id: int) -> DeadLetter | None:
+        return self.store.dead_letter_by_id(id)
+
+    def replay(self, id: int) -> bool:
+        replayed = self.store.replay(id)
+        if replayed:
+            logger.info("dead letter %d replayed", id)
+            self.wake()
+        return replayed
+
+    def conversation(self, contact: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.store.conversation(contact, limit)

@@ -1,0 +1,65 @@
+"""Prometheus metrics of the pipeline, on a registry of their own (`REGISTRY`).
+
+The web host serves them with `prometheus_client.generate_latest(REGISTRY)`. The queue depth
+is read from the database when scraped, so it counts the work of every process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+WEBHOOK_RECEIVED = Counter(
+    "whatsapp_webhook_received",
+    "Webhook bodies stored, by provider",
+    ["provider"],
+    registry=REGISTRY,
+)
+MESSAGES_DUPLICATE = Counter(
+    "whatsapp_messages_duplicate",
+    "Inbound messages delivered again (same wamid) and not processed again",
+    registry=REGISTRY,
+)
+MESSAGES_PROCESSED = Counter(
+    "whatsapp_messages_processed",
+    "Inbound messages answered: every reply accepted by the provider",
+    registry=REGISTRY,
+)
+MESSAGES_FAILED = Counter(
+    "whatsapp_messages_failed",
+    "Failed attempts at a message (backend or send), retried or not",
+    registry=REGISTRY,
+)
+SENDS_RETRIED = Counter(
+    "whatsapp_sends_retried",
+    "Sends that failed with a retryable error and were scheduled again",
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "whatsapp_dead_letters",
+    "Messages given up on and kept as dead letters",
+    registry=REGISTRY,
+)
+SEND_LATENCY = Histogram(
+    "whatsapp_send_latency_seconds",
+    "Time of one send to the provider",
+    registry=REGISTRY,
+)
+BACKEND_LATENCY = Histogram(
+    "whatsapp_backend_latency_seconds",
+    "Time of one backend call",
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "whatsapp_queue_depth",
+    "Inbound messages waiting or being worked (all processes)",
+    registry=REGISTRY,
+)
+
+
+def track_queue_depth(read: Callable[[], float]) -> None:
+    """Make the gauge read `read()` at each scrape (the latest gateway wins)."""
+    QUEUE_DEPTH.set_function(read)

@@ -1,0 +1,297 @@
+"""Working one claimed job: ask the backend once, render, send each reply once, in order.
+
+What makes a retry safe:
+- the backend's responses are stored on the job as soon as they arrive, so a retried job
+  renders them again (rendering is pure) and never asks the backend twice;
+- every reply is recorded (its request body and its place in the job) before any is sent,
+  and marked accepted with its wamid right after its send, so a retry skips replies already
+  accepted and sends the others in their order.
+
+The one window no design closes (DESIGN.md §10): the process dies after the provider accepted
+a reply and before `Store.reply_accepted` committed its wamid. The reply then stays `pending` and
+is sent again when the job is retried, so the contact may see it twice. The window is one
+database write long.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from whatsapp_api_integration.backends import Backend, BackendError
+from whatsapp_api_integration.core.contract import to_incoming
+from whatsapp_api_integration.core.events import Message, Provider, Recipient
+from whatsapp_api_integration.core.inbound import parse_webhook
+from whatsapp_api_integration.core.outbound import (
+    OutgoingMessage,
+    RenderOptions,
+    RenderResult,
+    UnsupportedMessageError,
+    is_payload_ref,
+    render,
+    to_cloud_api,
+    to_serpro,
+)
+from whatsapp_api_integration.pipeline import metrics
+from whatsapp_api_integration.pipeline.retry import backoff_delay
+from whatsapp_api_integration.providers import Sender, SendError
+from whatsapp_api_integration.store import Job, OutboundRecord, Store
+
+logger = logging.getLogger("whatsapp_api_integration.pipeline")
+
+
+class _FinalError(Exception):
+    """A failure no retry can fix (a missing sender, a reply the provider cannot express)."""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        backend: Backend,
+        senders: Mapping[str, Sender],
+        br_ninth_digit: bool,
+        render_options: RenderOptions,
+        max_attempts: int,
+        retry_base_seconds: float,
+        retry_max_seconds: float,
+        lease_seconds: float,
+        default_phone_number_id: str | None,
+        show_contact: Callable[[str], str],
+        on_retry_scheduled: Callable[[float], None],
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.senders = senders
+        self.br_ninth_digit = br_ninth_digit
+        self.render_options = render_options
+        self.max_attempts = max_attempts
+        self.retry_base_seconds = retry_base_seconds
+        self.retry_max_seconds = retry_max_seconds
+        self.lease_seconds = lease_seconds
+        self.default_phone_number_id = default_phone_number_id
+        self.show_contact = show_contact
+        self.on_retry_scheduled = on_retry_scheduled
+        self._messages_of_body = functools.lru_cache(maxsize=16)(self._parse_body)
+
+    # ---- the job --------------------------------------------------------------------------
+
+    def work(self, job: Job) -> None:
+        """Work `job` to one outcome: answered, ignored, retry scheduled or dead letter."""
+        if job.attempts > self.max_attempts:
+            # Only a job whose worker kept dying (lease expired) gets here.
+            self._dead(job, f"gave up after {job.attempts - 1} attempts", retryable=True)
+            return
+        try:
+            self._work(job)
+        except BackendError as error:
+            self._failed(job, f"backend: {error}", retryable=error.retryable)
+        except SendError as error:
+            self._failed(
+                job,
+                f"send: {error}",
+                retryable=error.retryable,
+                retry_after=error.retry_after,
+                send=True,
+            )
+        except (_FinalError, UnsupportedMessageError) as error:
+            self._failed(job, str(error), retryable=False)
+        except Exception as error:  # a bug or an outage we did not foresee: retry, then give up
+            logger.exception("job %s (wamid %s) failed unexpectedly", job.id, job.wamid)
+            self._failed(job, f"{type(error).__name__}: {error}", retryable=True)
+
+    def _work(self, job: Job) -> None:
+        message = self._message(job)
+        responses = job.responses
+        asked = responses is None
+        if responses is None:
+            incoming = to_incoming(
+                message, br_ninth_digit=self.br_ninth_digit, resolve_payload=self._resolve_payload
+            )
+            if incoming is None:
+                self.store.finish(job, "ignored")
+                logger.info("wamid %s (%s): not for a backend", job.wamid, message.type)
+                return
+            started = time.monotonic()
+            responses = self.backend.answer(incoming)
+            metrics.BACKEND_LATENCY.observe(time.monotonic() - started)
+        rendered = render(responses, self.render_options)
+        for warning in rendered.warnings:
+            logger.warning("job %s (wamid %s): %s", job.id, job.wamid, warning)
+        try:
+            sender, phone_number_id, recipient = self._route(job, message, rendered.messages)
+            bodies = [self._request_body(job.provider, r, recipient) for r in rendered.messages]
+        except (_FinalError, UnsupportedMessageError):
+            if asked:  # a replay after the fix must not ask the backend again
+                self.store.save_responses(job, responses)
+            raise
+        replies = self.store.plan_replies(
+            job,
+            responses=responses if asked else None,
+            bodies=bodies,
+            payload_refs=rendered.payload_refs,
+            phone_number_id=phone_number_id,
+            lease_seconds=self.lease_seconds,
+        )
+        if replies is None:
+            self._lost(job)
+            return
+        pending = [reply for reply in replies if reply.state != "accepted"]
+        if not pending and not self.store.finish(job, "answered"):
+            self._lost(job)
+            return
+        for reply in pending:
+            assert sender is not None
+            assert phone_number_id is not None
+            last = reply is pending[-1]
+            if not self._send(job, sender, phone_number_id, recipient, rendered, reply, last):
+                self._lost(job)
+                return
+        metrics.MESSAGES_PROCESSED.inc()
+        logger.info(
+            "answered wamid %s from %s with %d replies (attempt %d)",
+            job.wamid,
+            self.show_contact(job.contact_key),
+            len(replies),
+            job.attempts,
+        )
+
+    def _route(
+        self, job: Job, message: Message, replies: tuple[OutgoingMessage, ...]
+    ) -> tuple[Sender | None, str | None, Recipient]:
+        """Who sends the replies, from which number, to whom (DESIGN.md §6)."""
+        recipient = Recipient.of(message)
+        if not replies:
+            return None, None, recipient
+        sender = self.senders.get(job.provider)
+        if sender is None:
+            raise _FinalError(f"no sender configured for provider {job.provider!r}")
+        phone_number_id = job.phone_number_id or self.default_phone_number_id
+        if not phone_number_id:
+            raise _FinalError("no phone number id to send from (WPP_PHONE_NUMBER_IDENTIFIER)")
+        return sender, phone_number_id, recipient
+
+    def _send(
+        self,
+        job: Job,
+        sender: Sender,
+        phone_number_id: str,
+        recipient: Recipient,
+        rendered: RenderResult,
+        reply: OutboundRecord,
+        last: bool,
+    ) -> bool:
+        """Send one recorded reply and record its id; False if the job was taken from us."""
+        started = time.monotonic()
+        try:
+            result = sender.send(phone_number_id, rendered.messages[reply.seq], recipient)
+        except SendError as error:
+            self.store.outbound_failed(reply.id, str(error))
+            raise
+        finally:
+            metrics.SEND_LATENCY.observe(time.monotonic() - started)
+        # The window of the module docstring is between these two lines.
+        ours = self.store.reply_accepted(
+            job,
+            reply.id,
+            wamid=result.message_id,
+            request_id=result.request_id,
+            status=result.status,
+            lease_seconds=self.lease_seconds,
+            last=last,
+        )
+        logger.info(
+            "sent reply %d/%d wamid %s to %s (in reply to %s)",
+            reply.seq + 1,
+            len(rendered.messages),
+            result.message_id or result.request_id,
+            self.show_contact(job.contact_key),
+            job.wamid,
+        )
+        return ours
+
+    # ---- outcomes -------------------------------------------------------------------------
+
+    def _failed(
+        self,
+        job: Job,
+        error: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        send: bool = False,
+    ) -> None:
+        metrics.MESSAGES_FAILED.inc()
+        if not retryable or job.attempts >= self.max_attempts:
+            self._dead(job, error, retryable=retryable)
+            return
+        delay = backoff_delay(
+            job.attempts,
+            base=self.retry_base_seconds,
+            maximum=self.retry_max_seconds,
+            retry_after=retry_after,
+        )
+        if not self.store.retry_later(job, delay, error):
+            self._lost(job)
+            return
+        if send:
+            metrics.SENDS_RETRIED.inc()
+        self.on_retry_scheduled(time.time() + delay)
+        logger.warning(
+            "wamid %s from %s: attempt %d/%d failed, retry in %.2fs: %s",
+            job.wamid,
+            self.show_contact(job.contact_key),
+            job.attempts,
+            self.max_attempts,
+            delay,
+            error,
+        )
+
+    def _dead(self, job: Job, error: str, *, retryable: bool) -> None:
+        letter = self.store.dead_letter(job, error, retryable=retryable)
+        if letter is None:
+            self._lost(job)
+            return
+        metrics.DEAD_LETTERS.inc()
+        logger.error(
+            "wamid %s from %s: dead letter %d after %d attempt(s): %s",
+            job.wamid,
+            self.show_contact(job.contact_key),
+            letter,
+            job.attempts,
+            error,
+        )
+
+    def _lost(self, job: Job) -> None:
+        logger.warning(
+            "job %s (wamid %s): lease lost to another worker; leaving it to that worker",
+            job.id,
+            job.wamid,
+        )
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _resolve_payload(self, choice_id: str) -> str | None:
+        return self.store.resolve_payload(choice_id) if is_payload_ref(choice_id) else None
+
+    def _parse_body(self, body_id: int, provider: Provider) -> dict[str, Message]:
+        events = parse_webhook(self.store.body(body_id), provider)
+        return {event.id: event for event in events if isinstance(event, Message)}
+
+    def _message(self, job: Job) -> Message:
+        provider: Provider = "serpro" if job.provider == "serpro" else "cloud_api"
+        message = self._messages_of_body(job.body_id, provider).get(job.wamid)
+        if message is None:
+            raise _FinalError(f"message {job.wamid} not found in its stored body {job.body_id}")
+        return message
+
+    @staticmethod
+    def _request_body(provider: str, reply: OutgoingMessage, recipient: Recipient) -> Any:
+        if provider == "serpro":
+            request = to_serpro(reply, recipient)
+            return {"path": request.path, "body": request.body}
+        return to_cloud_api(reply, recipient)

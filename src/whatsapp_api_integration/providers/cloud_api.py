@@ -1,0 +1,207 @@
+"""Meta's WhatsApp Cloud API (Graph API): send messages, upload and download media.
+
+One pooled `httpx.Client` per instance, safe to share between worker threads. The access token
+goes only into the `Authorization` header: it is never part of a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from whatsapp_api_integration.core.outbound import to_cloud_api
+from whatsapp_api_integration.providers import SendError, SendResult
+from whatsapp_api_integration.providers.errors import classify
+
+if TYPE_CHECKING:
+    from whatsapp_api_integration.core.events import Provider, Recipient
+    from whatsapp_api_integration.core.outbound import OutgoingMessage
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://graph.facebook.com"
+DEFAULT_API_VERSION = "v23.0"
+
+
+class CloudApiClient:
+    """A `Sender` for the Cloud API, plus the media endpoints."""
+
+    provider: Provider = "cloud_api"
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_version: str = DEFAULT_API_VERSION,
+        timeout: float = 10.0,
+        max_connections: int = 100,
+    ) -> None:
+        if not token:
+            raise ValueError("the Cloud API needs an access token (WPP_AUTHORIZATION_TOKEN)")
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version.strip("/")
+        self._client = httpx.Client(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+            ),
+        )
+
+    def _url(self, *parts: str) -> str:
+        return "/".join((self.base_url, self.api_version, *parts))
+
+    # ---- sending --------------------------------------------------------------------------
+
+    def send(
+        self,
+        phone_number_id: str,
+        message: OutgoingMessage,
+        recipient: Recipient,
+        *,
+        reply_to: str | None = None,
+    ) -> SendResult:
+        return self.send_body(phone_number_id, to_cloud_api(message, recipient, reply_to=reply_to))
+
+    def send_body(self, phone_number_id: str, body: Mapping[str, Any]) -> SendResult:
+        """POST an already rendered `/messages` body; the wamid of the accepted message."""
+        answer = self._request("POST", self._url(phone_number_id, "messages"), json=dict(body))
+        messages = answer.get("messages")
+        if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+            message_id = messages[0].get("id")
+            if isinstance(message_id, str) and message_id:
+                return SendResult(message_id=message_id)
+        # Accepted (2xx) but without an id: sending again could duplicate the message.
+        raise SendError(
+            "Graph API accepted the message but its answer has no messages[0].id",
+            retryable=False,
+        )
+
+    # ---- media ----------------------------------------------------------------------------
+
+    def upload_media(
+        self, phone_number_id: str, data: bytes, mime_type: str, filename: str = "file"
+    ) -> str:
+        """Upload a file for later sends; the media id (valid for 30 days)."""
+        answer = self._request(
+            "POST",
+            self._url(phone_number_id, "media"),
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, data, mime_type)},
+        )
+        media_id = answer.get("id")
+        if not isinstance(media_id, str):
+            raise SendError("Graph API media upload answered without an id", retryable=False)
+        return media_id
+
+    def media_url(self, media_id: str) -> str:
+        """The short-lived (5 minutes) download URL of a media id."""
+        answer = self._request("GET", self._url(media_id))
+        url = answer.get("url")
+        if not isinstance(url, str) or not url:
+            raise SendError(f"Graph API has no url for media {media_id}", retryable=False)
+        return url
+
+    def download_media(self, media_id: str) -> bytes:
+        """The media's bytes: its URL, then the file itself (which also needs the token)."""
+        url = self.media_url(media_id)
+        try:
+            response = self._client.get(url)
+        except httpx.TransportError as error:
+            raise _transport_error("media download", error) from None
+        if response.status_code >= 400:
+            raise _error_from_response(response)
+        return response.content
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._client.request(method, url, **kwargs)
+        except httpx.TransportError as error:
+            raise _transport_error(f"{method} {_path(url)}", error) from None
+        if response.status_code >= 400:
+            raise _error_from_response(response)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise SendError(
+                f"Graph API answered {response.status_code} with a body that is not JSON",
+                retryable=False,
+                http_status=response.status_code,
+            ) from None
+        if not isinstance(answer, dict):
+            raise SendError(
+                "Graph API answered with JSON that is not an object",
+                retryable=False,
+                http_status=response.status_code,
+            )
+        return answer
+
+
+def _path(url: str) -> str:
+    return httpx.URL(url).path
+
+
+def _transport_error(what: str, error: httpx.TransportError) -> SendError:
+    kind = "timed out" if isinstance(error, httpx.TimeoutException) else "failed"
+    return SendError(f"Graph API {what} {kind}: {type(error).__name__}", retryable=True)
+
+
+def _error_from_response(response: httpx.Response) -> SendError:
+    """A SendError from Graph's `{"error": {"code", "message", "error_data": {...}}}`."""
+    code: int | None = None
+    detail = ""
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    error = document.get("error") if isinstance(document, dict) else None
+    if isinstance(error, dict):
+        raw_code = error.get("code")
+        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
+            code = raw_code
+        message = error.get("message")
+        details = error.get("error_data", {})
+        details = details.get("details") if isinstance(details, dict) else None
+        detail = "; ".join(str(part) for part in (message, details) if part)
+    status = response.status_code
+    retryable = classify(code, status)
+    text = f"Graph API answered {status}"
+    if code is not None:
+        text += f" with code {code}"
+    if detail:
+        text += f": {detail[:500]}"
+    return SendError(
+        text,
+        retryable=retryable,
+        code=code,
+        http_status=status,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

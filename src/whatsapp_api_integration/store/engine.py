@@ -1,0 +1,141 @@
+"""Engines for the store: SQLite tuned for many threads, PostgreSQL as it is; migrations.
+
+SQLite allows one writer at a time. Rather than let threads collide and sleep in SQLite's busy
+handler, every write transaction of a process takes one lock per database file, and begins with
+`BEGIN IMMEDIATE`, so a transaction that will write holds the write lock from its first read
+(two processes on one file serialise there; `busy_timeout` makes the other wait, not fail).
+Reads begin deferred and run beside writers (WAL).
+
+Works on SQLAlchemy 1.4 (with `future=True`) and 2.x: Core only, `text()` for raw SQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import QueuePool, StaticPool
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+# Any constant: the key of PostgreSQL's advisory lock that lets one process migrate at a time.
+_MIGRATION_LOCK_KEY = 0x57A9_0001
+_BEGIN_OPTION = "whatsapp_sqlite_begin"
+
+# What serialises one process's writers: a threading.Lock, or an RLock for in-memory SQLite.
+Lock = contextlib.AbstractContextManager[Any]
+_file_locks: dict[str, threading.Lock] = {}
+_file_locks_guard = threading.Lock()
+
+
+def _sqlalchemy_2() -> bool:
+    return int(sqlalchemy.__version__.split(".")[0]) >= 2
+
+
+def create_store_engine(url: str) -> tuple[Engine, Lock | None, bool]:
+    """An engine for `url`, the process-wide write lock it needs (SQLite) and whether reads
+    must take that lock too (an in-memory SQLite shares one connection)."""
+    parsed = make_url(url)
+    dialect = parsed.get_backend_name()
+    if dialect not in SUPPORTED_DIALECTS:
+        raise ValueError(
+            f"DATABASE_URL: unsupported database {dialect!r}; use sqlite:/// or postgresql://"
+        )
+    # Worker threads and web threads each hold a connection for one short transaction.
+    kwargs: dict[str, Any] = {"pool_pre_ping": dialect != "sqlite"}
+    pool = {"pool_size": 10, "max_overflow": 40}
+    if not _sqlalchemy_2():
+        kwargs["future"] = True
+    if dialect == "postgresql" and parsed.drivername == "postgresql" and _sqlalchemy_2():
+        # psycopg 3 is what the [postgres] extra installs; SQLAlchemy's default is psycopg2
+        # (and SQLAlchemy 1.4 knows only psycopg2: there, install it).
+        url = str(parsed.set(drivername="postgresql+psycopg"))
+    if dialect != "sqlite":
+        return sqlalchemy.create_engine(url, **kwargs, **pool), None, False
+
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
+    kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    if in_memory:
+        kwargs["poolclass"] = StaticPool
+    else:  # SQLAlchemy 1.4 would open a new connection per transaction (NullPool)
+        kwargs.update(poolclass=QueuePool, **pool)
+    engine = sqlalchemy.create_engine(url, **kwargs)
+    _tune_sqlite(engine, wal=not in_memory)
+    key = ":memory:" if in_memory else str(Path(database).resolve())
+    if in_memory:
+        return engine, threading.RLock(), True
+    with _file_locks_guard:
+        lock = _file_locks.setdefault(key, threading.Lock())
+    return engine, lock, False
+
+
+def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event (below) emit BEGIN itself, with the mode we want.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine, lock: Lock | None) -> Iterator[Connection]:
+    with lock if lock is not None else contextlib.nullcontext(), engine.begin() as connection:
+        yield connection
+
+
+@contextlib.contextmanager
+def read_transaction(engine: Engine, lock: Lock | None, lock_reads: bool) -> Iterator[Connection]:
+    guard = lock if (lock is not None and lock_reads) else None
+    with guard if guard is not None else contextlib.nullcontext(), engine.connect() as connection:
+        connection = connection.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+        with connection.begin():
+            yield connection
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, lock: Lock | None) -> None:
+    """`alembic upgrade head`, one process at a time, in one transaction."""
+    with write_transaction(engine, lock) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
+        command.upgrade(alembic_config(connection), "head")
+
+
+def migration_state(connection: Connection) -> tuple[bool, str]:
+    """(current, description): whether the database is at the migrations' head."""
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    current = set(MigrationContext.configure(connection).get_current_heads())
+    if current == heads:
+        return True, f"migrations at {', '.join(sorted(heads))}"
+    found = ", ".join(sorted(current)) or "none"
+    return False, f"migrations not current: database at {found}, code at {', '.join(sorted(heads))}"
