@@ -19,7 +19,8 @@ PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
 @pytest.fixture(scope="module")
 def pyproject() -> dict[str, Any]:
     with PYPROJECT.open("rb") as file:
-        return tomllib.load(file)
+        loaded: dict[str, Any] = tomllib.load(file)
+        return loaded
 
 
 def test_the_core_needs_no_third_party_package(pyproject: dict[str, Any]) -> None:
