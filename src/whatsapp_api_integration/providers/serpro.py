@@ -479,6 +479,11 @@ class SerproClient(_Base):
         with self._tokens.lock:
             return self._tokens.cached() or self._fetch_token()
 
+    def renew_token(self) -> AccessToken:
+        """A new token from SERPRO now (e.g. to check the credentials), shared as usual."""
+        with self._tokens.lock:
+            return self._fetch_token()
+
     def _fetch_token(self) -> AccessToken:
         try:
             response = self._client.post(self.base_url + TOKEN_PATH, **self._token_request())
