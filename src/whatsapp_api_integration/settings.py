@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 if TYPE_CHECKING:
     from whatsapp_api_integration.pipeline.gateway import Gateway
     from whatsapp_api_integration.providers import Sender
+    from whatsapp_api_integration.providers.serpro import TokenStore
 
 Provider = Literal["cloud_api", "serpro"]
 LogFormat = Literal["text", "json"]
+SerproWebhookForm = Literal["json", "text"]
 Mode = Literal["sandbox", "Cloud API", "SERPRO", "Cloud API + SERPRO"]
 
 DEFAULT_ENV_FILES: tuple[str, ...] = (".env", "variables.env")
@@ -41,6 +43,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "SERPRO_PHONE_NUMBER_ID",
     "SERPRO_API_BASE_URL",
     "SERPRO_WEBHOOK_TOKEN",
+    "SERPRO_WEBHOOK_FORM",
+    "SERPRO_MARK_READ_PATH",
     "RASA_WEBHOOK_URL",
     "WHATSAPP_PROVIDER",
     "ANSWER_BACKEND",
@@ -112,6 +116,8 @@ class Settings:
     serpro_phone_number_id: str | None = None
     serpro_api_base_url: str = "https://api.whatsapp.serpro.gov.br"
     serpro_webhook_token: str | None = None
+    serpro_webhook_form: SerproWebhookForm = "json"
+    serpro_mark_read_path: str = "/requisicao/mensagem/status"
     rasa_webhook_url: str | None = None
     whatsapp_provider: Provider = "cloud_api"
     answer_backend: str = "echo"
@@ -312,6 +318,21 @@ def _provider(text: str) -> Provider:
     raise ValueError(text)
 
 
+def _webhook_form(text: str) -> SerproWebhookForm:
+    lowered = text.lower()
+    if lowered == "json":
+        return "json"
+    if lowered == "text":
+        return "text"
+    raise ValueError(text)
+
+
+def _request_path(text: str) -> str:
+    if not re.fullmatch(r"/?[\w\-./]+", text) or ".." in text:
+        raise ValueError(text)
+    return "/" + text.strip("/")
+
+
 def _log_format(text: str) -> LogFormat:
     lowered = text.lower()
     if lowered == "text":
@@ -419,6 +440,15 @@ def load_settings(
         serpro_api_base_url=reader.url("SERPRO_API_BASE_URL", Settings.serpro_api_base_url)
         or Settings.serpro_api_base_url,
         serpro_webhook_token=serpro_webhook_token,
+        serpro_webhook_form=reader.parsed(
+            "SERPRO_WEBHOOK_FORM", "json", _webhook_form, "json or text"
+        ),
+        serpro_mark_read_path=reader.parsed(
+            "SERPRO_MARK_READ_PATH",
+            Settings.serpro_mark_read_path,
+            _request_path,
+            "a path under /client/{id}/v2 such as /requisicao/informacao-de-leitura",
+        ),
         rasa_webhook_url=reader.url("RASA_WEBHOOK_URL"),
         whatsapp_provider=provider,
         answer_backend=backend,
@@ -479,6 +509,7 @@ def build_gateway(settings: Settings) -> Gateway:
     from whatsapp_api_integration.backends import load_backend
     from whatsapp_api_integration.core.outbound import RenderOptions
     from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
+    from whatsapp_api_integration.store import Store
 
     config = GatewayConfig(
         database_url=settings.database_url,
@@ -497,11 +528,14 @@ def build_gateway(settings: Settings) -> Gateway:
     backend = load_backend(
         settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
     )
-    return Gateway(config, backend, build_senders(settings))
+    store = Store(settings.database_url)  # shared with SERPRO's client for its token
+    return Gateway(config, backend, build_senders(settings, store=store), store=store)
 
 
-def build_senders(settings: Settings) -> dict[str, Sender]:
-    """A sender per configured provider; in sandbox one that records and sends nothing."""
+def build_senders(settings: Settings, *, store: TokenStore | None = None) -> dict[str, Sender]:
+    """A sender per configured provider; in sandbox one that records and sends nothing.
+
+    `store` (the gateway's) lets SERPRO's client share its access token between processes."""
     senders: dict[str, Sender] = {}
     if settings.sandbox:
         from whatsapp_api_integration.providers.sandbox import SandboxSender
@@ -516,11 +550,11 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
             api_version=settings.wpp_api_version,
         )
     if settings.serpro_configured:
-        senders["serpro"] = _serpro_sender(settings)
+        senders["serpro"] = _serpro_sender(settings, store)
     return senders
 
 
-def _serpro_sender(settings: Settings) -> Sender:
+def _serpro_sender(settings: Settings, store: TokenStore | None = None) -> Sender:
     import importlib
     import inspect
 
@@ -535,6 +569,9 @@ def _serpro_sender(settings: Settings) -> Sender:
         "base_url": settings.serpro_api_base_url,
         "phone_number_id": settings.serpro_phone_number_id,
         "waba_id": settings.serpro_waba_id,
+        "token_store": store,
+        "webhook_form": settings.serpro_webhook_form,
+        "mark_read_path": settings.serpro_mark_read_path,
     }
     accepted = inspect.signature(client_class).parameters
     client: Sender = client_class(

@@ -147,6 +147,7 @@ class Gateway:
                         timestamp=event.timestamp,
                         recipient_id=event.recipient_id or event.recipient_user_id,
                         errors=tuple(dataclasses.asdict(error) for error in event.errors),
+                        request_id=event.request_id,
                     )
                 )
             elif isinstance(event, (WebhookError, Unknown)):

@@ -24,6 +24,7 @@ from whatsapp_api_integration.store.schema import (
     inbound_messages,
     message_statuses,
     outbound_messages,
+    provider_tokens,
     webhook_bodies,
     webhook_events,
 )
@@ -62,6 +63,7 @@ class StatusRecord:
     timestamp: int | None
     recipient_id: str | None
     errors: tuple[Mapping[str, Any], ...] = ()
+    request_id: str | None = None  # SERPRO's `idRequisicao`: matches when the wamid does not
 
 
 @dataclass(frozen=True)
@@ -322,11 +324,17 @@ class Store:
         self, connection: Connection, status: StatusRecord, *, body_id: int | None, now: float
     ) -> str | None:
         """'matched', 'orphan', or None for a status already stored."""
+        o = outbound_messages
         current = connection.execute(
-            select(outbound_messages.c.id, outbound_messages.c.status).where(
-                outbound_messages.c.wamid == status.wamid
-            )
+            select(o.c.id, o.c.status, o.c.wamid).where(o.c.wamid == status.wamid)
         ).first()
+        if current is None and status.request_id:
+            # SERPRO answers a send with its request id only; the wamid first shows up here.
+            current = connection.execute(
+                select(o.c.id, o.c.status, o.c.wamid)
+                .where(o.c.provider == status.provider, o.c.request_id == status.request_id)
+                .order_by(o.c.id)
+            ).first()
         values = {
             "wamid": status.wamid,
             "status": status.status,
@@ -342,12 +350,13 @@ class Store:
             return None
         if current is None:
             return "orphan"
+        values = {}
+        if current.wamid is None:
+            values["wamid"] = status.wamid
         if _STATUS_RANK.get(status.status, 0) >= _STATUS_RANK.get(current.status or "", 0):
-            connection.execute(
-                update(outbound_messages)
-                .where(outbound_messages.c.id == current.id)
-                .values(status=status.status)
-            )
+            values["status"] = status.status
+        if values:
+            connection.execute(update(o).where(o.c.id == current.id).values(**values))
         return "matched"
 
     def record_status(self, status: StatusRecord, *, now: float | None = None) -> str | None:
@@ -712,6 +721,28 @@ class Store:
                 select(payload_refs_table.c.payload).where(payload_refs_table.c.ref == ref)
             ).scalar()
         return None if value is None else str(value)
+
+    # ---- provider tokens ------------------------------------------------------------------
+
+    def provider_token(self, key: str) -> tuple[str, float | None] | None:
+        """A provider's shared access token and when to renew it (SERPRO's OAuth)."""
+        with self._read() as connection:
+            row = connection.execute(
+                select(provider_tokens.c.token, provider_tokens.c.expires_at).where(
+                    provider_tokens.c.provider == key
+                )
+            ).first()
+        return None if row is None else (str(row.token), row.expires_at)
+
+    def save_provider_token(self, key: str, token: str, expires_at: float | None) -> None:
+        values = {"token": token, "expires_at": expires_at, "updated_at": time.time()}
+        statement = (
+            self._insert(provider_tokens)
+            .values(provider=key, **values)
+            .on_conflict_do_update(index_elements=[provider_tokens.c.provider], set_=values)
+        )
+        with self._write() as connection:
+            connection.execute(statement)
 
     # ---- views ----------------------------------------------------------------------------
 
