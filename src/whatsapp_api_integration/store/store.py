@@ -18,7 +18,7 @@ from sqlalchemy import Float, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from whatsapp_api_integration.store import buckets
+from whatsapp_api_integration.store import buckets, report
 from whatsapp_api_integration.store import engine as engines
 from whatsapp_api_integration.store.schema import (
     dead_letters,
@@ -774,6 +774,11 @@ class Store:
     def send_buckets(self, *, rate: float, burst: float) -> list[buckets.BucketState]:
         with self._read() as connection:
             return buckets.states(connection, rate=rate, burst=burst)
+
+    def status_report(self, *, rate: float, burst: float) -> report.StatusReport:
+        """The queue, the work in flight and the send rate (`whatsapp-gateway status`)."""
+        with self._read() as connection:
+            return report.gather(connection, time.time(), rate=rate, burst=burst)
 
     # ---- views ----------------------------------------------------------------------------
 
