@@ -51,9 +51,11 @@ SETTING_NAMES: tuple[str, ...] = (
     "RASA_URL",
     "RASA_TIMEOUT",
     "DATABASE_URL",
+    "DATABASE_POOL_SIZE",
     "WORKERS",
     "MAX_ATTEMPTS",
     "JOB_LEASE_SECONDS",
+    "SHUTDOWN_GRACE_SECONDS",
     "SEND_RATE",
     "SEND_BURST",
     "BR_NINTH_DIGIT",
@@ -124,10 +126,12 @@ class Settings:
     rasa_url: str | None = None
     rasa_timeout: float = 30.0
     database_url: str = "sqlite:///whatsapp_gateway.db"
+    database_pool_size: int | None = None  # None: derived from the threads (store.engine)
     workers: int = 4
     max_attempts: int = 8
-    job_lease_seconds: float = 120.0
-    send_rate: float = 80.0
+    job_lease_seconds: float = 30.0
+    shutdown_grace_seconds: float = 20.0
+    send_rate: float = 80.0  # 0: no pacing
     send_burst: int = 80
     br_ninth_digit: bool = False
     list_button_label: str = "Opções"
@@ -280,6 +284,13 @@ def _whole(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _non_negative_number(text: str) -> float:
+    number = float(text)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(text)
+    return number
+
+
 def _positive_number(text: str) -> float:
     number = float(text)
     if not number > 0 or number == float("inf"):
@@ -289,6 +300,16 @@ def _positive_number(text: str) -> float:
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def _at_least(minimum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        number = _positive_number(text)
+        if number < minimum:
+            raise ValueError(text)
+        return number
+
+    return parse
 
 
 def _boolean(text: str) -> bool:
@@ -457,12 +478,20 @@ def load_settings(
             "RASA_TIMEOUT", 30.0, _positive_number, "a number of seconds > 0"
         ),
         database_url=database_url,
+        database_pool_size=reader.parsed(
+            "DATABASE_POOL_SIZE", None, _whole(1), "a whole number of connections ≥ 1"
+        ),
         workers=reader.parsed("WORKERS", 4, _whole(0), "a whole number ≥ 0"),
         max_attempts=reader.parsed("MAX_ATTEMPTS", 8, _whole(1), "a whole number ≥ 1"),
         job_lease_seconds=reader.parsed(
-            "JOB_LEASE_SECONDS", 120.0, _positive_number, "a number of seconds > 0"
+            "JOB_LEASE_SECONDS", 30.0, _at_least(1.0), "a number of seconds ≥ 1"
         ),
-        send_rate=reader.parsed("SEND_RATE", 80.0, _positive_number, "messages per second > 0"),
+        shutdown_grace_seconds=reader.parsed(
+            "SHUTDOWN_GRACE_SECONDS", 20.0, _non_negative_number, "a number of seconds ≥ 0"
+        ),
+        send_rate=reader.parsed(
+            "SEND_RATE", 80.0, _non_negative_number, "messages per second ≥ 0 (0 = no pacing)"
+        ),
         send_burst=reader.parsed("SEND_BURST", 80, _whole(1), "a whole number ≥ 1"),
         br_ninth_digit=reader.parsed("BR_NINTH_DIGIT", False, _boolean, "true or false"),
         list_button_label=reader.text("LIST_BUTTON_LABEL", "Opções") or "Opções",
@@ -485,12 +514,6 @@ def load_settings(
         sources=dict(reader.sources),
         warnings=tuple(warnings),
     )
-    if settings.answer_backend == "rasa" and settings.job_lease_seconds <= settings.rasa_timeout:
-        problems.append(
-            f"JOB_LEASE_SECONDS: must be longer than RASA_TIMEOUT ({settings.rasa_timeout:g}s), "
-            "or a slow bot call outlives its job's lease and another worker takes the job "
-            f"back; got {settings.job_lease_seconds:g}"
-        )
     if len(settings.list_button_label) > 20:
         problems.append(
             f"LIST_BUTTON_LABEL: WhatsApp allows at most 20 characters, got "
@@ -510,6 +533,7 @@ def build_gateway(settings: Settings) -> Gateway:
     from whatsapp_api_integration.core.outbound import RenderOptions
     from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
     from whatsapp_api_integration.store import Store
+    from whatsapp_api_integration.store.engine import pool_size_for
 
     config = GatewayConfig(
         database_url=settings.database_url,
@@ -524,6 +548,11 @@ def build_gateway(settings: Settings) -> Gateway:
         lease_seconds=settings.job_lease_seconds,
         default_phone_number_id=settings.wpp_phone_number_identifier,
         mask_contacts=settings.mask_contacts,
+        send_rate=settings.send_rate,
+        send_burst=settings.send_burst,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        pool_size=settings.database_pool_size
+        or pool_size_for(http_threads=8, worker_threads=settings.workers),
     )
     backend = load_backend(
         settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout

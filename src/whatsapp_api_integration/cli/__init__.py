@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "whatsapp_api_integration.cli.gateway",
     "whatsapp_api_integration.cli.db",
     "whatsapp_api_integration.cli.serpro",
+    "whatsapp_api_integration.cli.status",
 )
 
 
