@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
+    from whatsapp_api_integration.backends import Backend
     from whatsapp_api_integration.pipeline.gateway import Gateway
     from whatsapp_api_integration.providers import Sender
 
@@ -474,8 +475,11 @@ def load_settings(
 # ---- wiring ----------------------------------------------------------------------------
 
 
-def build_gateway(settings: Settings) -> Gateway:
-    """The one place that turns settings into a pipeline: store, backend and senders."""
+def build_gateway(settings: Settings, *, backend: Backend | None = None) -> Gateway:
+    """The one place that turns settings into a pipeline: store, backend and senders.
+
+    `backend`: one the host built (the Django app wraps the configured one), instead of
+    the one ANSWER_BACKEND names."""
     from whatsapp_api_integration.backends import load_backend
     from whatsapp_api_integration.core.outbound import RenderOptions
     from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
@@ -494,9 +498,10 @@ def build_gateway(settings: Settings) -> Gateway:
         default_phone_number_id=settings.wpp_phone_number_identifier,
         mask_contacts=settings.mask_contacts,
     )
-    backend = load_backend(
-        settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
-    )
+    if backend is None:
+        backend = load_backend(
+            settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
+        )
     return Gateway(config, backend, build_senders(settings))
 
 
