@@ -130,3 +130,44 @@ class WebhookView(View):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return webhook_response(request)
+
+
+class SandboxConversationView(View):
+    """`GET <mount>/conversations/<contact>` in sandbox mode only (no provider credentials):
+    what the contact sent and what the sandbox 'sent' back, oldest first, as the gateway's
+    `/sandbox/conversations/<contact>`; so `whatsapp-gateway simulate --url` works against a
+    Django project too. Loopback callers only, or anyone with ADMIN_TOKEN (DESIGN §12)."""
+
+    http_method_names = ("get",)
+
+    def get(self, request: HttpRequest, contact: str) -> HttpResponse:
+        state = _gateway()
+        if isinstance(state, HttpResponse):
+            return state
+        settings, gateway = state
+        if not settings.sandbox:
+            return JsonResponse(
+                {"error": "not in sandbox mode: answers go to WhatsApp"}, status=404
+            )
+        if not _operator(request, settings.admin_token):
+            return JsonResponse({"error": "loopback or ADMIN_TOKEN only"}, status=403)
+        try:
+            limit = int(request.GET.get("limit") or 50)
+        except ValueError:
+            limit = 50
+        entries = gateway.conversation(contact, limit=max(1, min(limit, 500)))
+        return JsonResponse({"contact": contact, "messages": entries})
+
+
+def _operator(request: HttpRequest, admin_token: str | None) -> bool:
+    import hmac
+    import ipaddress
+
+    if admin_token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if hmac.compare_digest(given.encode(), admin_token.encode()):
+            return True
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "").is_loopback
+    except ValueError:
+        return False
