@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
+    from whatsapp_api_integration.backends import Backend
     from whatsapp_api_integration.pipeline.gateway import Gateway
     from whatsapp_api_integration.providers import Sender
     from whatsapp_api_integration.providers.serpro import TokenStore
@@ -527,8 +528,11 @@ def load_settings(
 # ---- wiring ----------------------------------------------------------------------------
 
 
-def build_gateway(settings: Settings) -> Gateway:
-    """The one place that turns settings into a pipeline: store, backend and senders."""
+def build_gateway(settings: Settings, *, backend: Backend | None = None) -> Gateway:
+    """The one place that turns settings into a pipeline: store, backend and senders.
+
+    `backend`: one the host built (the Django app wraps the configured one), instead of
+    the one ANSWER_BACKEND names."""
     from whatsapp_api_integration.backends import load_backend
     from whatsapp_api_integration.core.outbound import RenderOptions
     from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
@@ -554,10 +558,12 @@ def build_gateway(settings: Settings) -> Gateway:
         pool_size=settings.database_pool_size
         or pool_size_for(http_threads=8, worker_threads=settings.workers),
     )
-    backend = load_backend(
-        settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
-    )
-    store = Store(settings.database_url)  # shared with SERPRO's client for its token
+    if backend is None:
+        backend = load_backend(
+            settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
+        )
+    # One store, shared with SERPRO's client so its token is shared between processes.
+    store = Store(settings.database_url, pool_size=config.pool_size)
     return Gateway(config, backend, build_senders(settings, store=store), store=store)
 
 
