@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
+    from whatsapp_api_integration.backends import Backend
     from whatsapp_api_integration.pipeline.gateway import Gateway
     from whatsapp_api_integration.providers import Sender
 
@@ -46,6 +47,9 @@ SETTING_NAMES: tuple[str, ...] = (
     "ANSWER_BACKEND",
     "RASA_URL",
     "RASA_TIMEOUT",
+    "RASA_FAILED_DELIVERY_INTENT",
+    "RASA_API_TOKEN",
+    "PROACTIVE_TOKEN",
     "DATABASE_URL",
     "WORKERS",
     "MAX_ATTEMPTS",
@@ -117,6 +121,9 @@ class Settings:
     answer_backend: str = "echo"
     rasa_url: str | None = None
     rasa_timeout: float = 30.0
+    rasa_failed_delivery_intent: str | None = None  # off when unset
+    rasa_api_token: str | None = None  # Rasa's --auth-token, for its HTTP API
+    proactive_token: str | None = None  # bearer of POST /webhooks/whatsapp/proactive
     database_url: str = "sqlite:///whatsapp_gateway.db"
     workers: int = 4
     max_attempts: int = 8
@@ -391,6 +398,13 @@ def load_settings(
             f"ANSWER_BACKEND: expected rasa, echo or package.module:callable, got {backend!r}"
         )
 
+    failed_intent = reader.text("RASA_FAILED_DELIVERY_INTENT")
+    if failed_intent and not rasa_url:
+        problems.append(
+            "RASA_FAILED_DELIVERY_INTENT needs RASA_URL: the failure is told to Rasa's HTTP API "
+            "(rasa run --enable-api), e.g. RASA_URL=http://localhost:5005"
+        )
+
     database_url = reader.text("DATABASE_URL", Settings.database_url) or Settings.database_url
     if not re.match(r"^[A-Za-z][\w+.-]*://", database_url):
         problems.append(
@@ -423,6 +437,9 @@ def load_settings(
         whatsapp_provider=provider,
         answer_backend=backend,
         rasa_url=rasa_url,
+        rasa_failed_delivery_intent=failed_intent,
+        rasa_api_token=reader.text("RASA_API_TOKEN"),
+        proactive_token=reader.text("PROACTIVE_TOKEN"),
         rasa_timeout=reader.parsed(
             "RASA_TIMEOUT", 30.0, _positive_number, "a number of seconds > 0"
         ),
@@ -474,8 +491,10 @@ def load_settings(
 # ---- wiring ----------------------------------------------------------------------------
 
 
-def build_gateway(settings: Settings) -> Gateway:
-    """The one place that turns settings into a pipeline: store, backend and senders."""
+def build_gateway(settings: Settings, *, backend: Backend | None = None) -> Gateway:
+    """The one place that turns settings into a pipeline: store, backend and senders.
+
+    `backend`: one the host provides (the Rasa channel: Rasa itself), else ANSWER_BACKEND's."""
     from whatsapp_api_integration.backends import load_backend
     from whatsapp_api_integration.core.outbound import RenderOptions
     from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
@@ -494,10 +513,26 @@ def build_gateway(settings: Settings) -> Gateway:
         default_phone_number_id=settings.wpp_phone_number_identifier,
         mask_contacts=settings.mask_contacts,
     )
-    backend = load_backend(
-        settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
-    )
-    return Gateway(config, backend, build_senders(settings))
+    if backend is None:
+        backend = load_backend(
+            settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
+        )
+    gateway = Gateway(config, backend, build_senders(settings))
+    if settings.rasa_failed_delivery_intent and settings.rasa_url:
+        from whatsapp_api_integration.integrations.rasa_failures import (
+            RasaFailedDeliveryNotifier,
+        )
+        from whatsapp_api_integration.pipeline.proactive import ProactiveSender
+
+        gateway.on_failed_reply = RasaFailedDeliveryNotifier(
+            settings.rasa_url,
+            settings.rasa_failed_delivery_intent,
+            proactive=ProactiveSender(gateway, default_provider=settings.whatsapp_provider),
+            api_token=settings.rasa_api_token,
+            br_ninth_digit=settings.br_ninth_digit,
+            timeout=settings.rasa_timeout,
+        )
+    return gateway
 
 
 def build_senders(settings: Settings) -> dict[str, Sender]:

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "whatsapp_api_integration.cli.parse",
     "whatsapp_api_integration.cli.render",
     "whatsapp_api_integration.cli.gateway",
+    "whatsapp_api_integration.cli.lint",
 )
 
 
