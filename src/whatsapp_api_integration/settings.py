@@ -51,6 +51,9 @@ SETTING_NAMES: tuple[str, ...] = (
     "ANSWER_BACKEND",
     "RASA_URL",
     "RASA_TIMEOUT",
+    "RASA_FAILED_DELIVERY_INTENT",
+    "RASA_API_TOKEN",
+    "PROACTIVE_TOKEN",
     "DATABASE_URL",
     "DATABASE_POOL_SIZE",
     "WORKERS",
@@ -126,6 +129,9 @@ class Settings:
     answer_backend: str = "echo"
     rasa_url: str | None = None
     rasa_timeout: float = 30.0
+    rasa_failed_delivery_intent: str | None = None  # off when unset
+    rasa_api_token: str | None = None  # Rasa's --auth-token, for its HTTP API
+    proactive_token: str | None = None  # bearer of POST /webhooks/whatsapp/proactive
     database_url: str = "sqlite:///whatsapp_gateway.db"
     database_pool_size: int | None = None  # None: derived from the threads (store.engine)
     workers: int = 4
@@ -434,6 +440,13 @@ def load_settings(
             f"ANSWER_BACKEND: expected rasa, echo or package.module:callable, got {backend!r}"
         )
 
+    failed_intent = reader.text("RASA_FAILED_DELIVERY_INTENT")
+    if failed_intent and not rasa_url:
+        problems.append(
+            "RASA_FAILED_DELIVERY_INTENT needs RASA_URL: the failure is told to Rasa's HTTP API "
+            "(rasa run --enable-api), e.g. RASA_URL=http://localhost:5005"
+        )
+
     database_url = reader.text("DATABASE_URL", Settings.database_url) or Settings.database_url
     if not re.match(r"^[A-Za-z][\w+.-]*://", database_url):
         problems.append(
@@ -475,6 +488,9 @@ def load_settings(
         whatsapp_provider=provider,
         answer_backend=backend,
         rasa_url=rasa_url,
+        rasa_failed_delivery_intent=failed_intent,
+        rasa_api_token=reader.text("RASA_API_TOKEN"),
+        proactive_token=reader.text("PROACTIVE_TOKEN"),
         rasa_timeout=reader.parsed(
             "RASA_TIMEOUT", 30.0, _positive_number, "a number of seconds > 0"
         ),
@@ -531,8 +547,8 @@ def load_settings(
 def build_gateway(settings: Settings, *, backend: Backend | None = None) -> Gateway:
     """The one place that turns settings into a pipeline: store, backend and senders.
 
-    `backend`: one the host built (the Django app wraps the configured one), instead of
-    the one ANSWER_BACKEND names."""
+    `backend`: one the host provides (the Rasa channel: Rasa itself; the Django app wraps
+    the configured one), else ANSWER_BACKEND's."""
     from whatsapp_api_integration.backends import load_backend
     from whatsapp_api_integration.core.outbound import RenderOptions
     from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
@@ -564,7 +580,22 @@ def build_gateway(settings: Settings, *, backend: Backend | None = None) -> Gate
         )
     # One store, shared with SERPRO's client so its token is shared between processes.
     store = Store(settings.database_url, pool_size=config.pool_size)
-    return Gateway(config, backend, build_senders(settings, store=store), store=store)
+    gateway = Gateway(config, backend, build_senders(settings, store=store), store=store)
+    if settings.rasa_failed_delivery_intent and settings.rasa_url:
+        from whatsapp_api_integration.integrations.rasa_failures import (
+            RasaFailedDeliveryNotifier,
+        )
+        from whatsapp_api_integration.pipeline.proactive import ProactiveSender
+
+        gateway.on_failed_reply = RasaFailedDeliveryNotifier(
+            settings.rasa_url,
+            settings.rasa_failed_delivery_intent,
+            proactive=ProactiveSender(gateway, default_provider=settings.whatsapp_provider),
+            api_token=settings.rasa_api_token,
+            br_ninth_digit=settings.br_ninth_digit,
+            timeout=settings.rasa_timeout,
+        )
+    return gateway
 
 
 def build_senders(settings: Settings, *, store: TokenStore | None = None) -> dict[str, Sender]:

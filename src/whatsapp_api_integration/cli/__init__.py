@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "whatsapp_api_integration.cli.db",
     "whatsapp_api_integration.cli.serpro",
     "whatsapp_api_integration.cli.status",
+    "whatsapp_api_integration.cli.lint",
 )
 
 

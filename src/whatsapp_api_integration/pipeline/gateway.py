@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,17 @@ class AcceptResult:
     ignored: int  # new messages stored but not for a backend (state `ignored`)
 
 
+@dataclass(frozen=True)
+class FailedReply:
+    """WhatsApp reported one of our messages as failed (a new `failed` status)."""
+
+    wamid: str
+    provider: str
+    phone_number_id: str | None
+    contact_id: str | None  # the recipient's wa_id or BSUID, when the status names it
+    errors: tuple[dict[str, Any], ...]  # code, title, message, details
+
+
 def mask_contact(text: str) -> str:
     """`cloud_api:123:5561987654321` -> `cloud_api:123:55619****4321`."""
     prefix, colon, contact = text.rpartition(":")
@@ -104,6 +115,8 @@ class Gateway:
         self.leases = LeaseKeeper(self.store, config.lease_seconds)
         self.pacer = Pacer(self.store, rate=config.send_rate, burst=config.send_burst)
         self._halt = threading.Event()  # set when stopping jobs that could not finish in time
+        # Told of each reply WhatsApp reports as failed (e.g. to tell the bot); must not block.
+        self.on_failed_reply: Callable[[FailedReply], None] | None = None
         self._runner = JobRunner(
             store=self.store,
             backend=backend,
@@ -192,6 +205,8 @@ class Gateway:
         self._log_accepted(counts.body_id, events, counts.orphan_statuses, counts.duplicates)
         if counts.new_messages > counts.ignored:
             self.wake()
+        if counts.failed_replies and self.on_failed_reply is not None:
+            self._report_failed_replies(counts.failed_replies, events)
         return AcceptResult(
             new_messages=counts.new_messages,
             duplicates=counts.duplicates,
@@ -213,6 +228,27 @@ class Gateway:
             text=incoming.text if incoming is not None else None,
             timestamp=message.timestamp,
         )
+
+    def _report_failed_replies(
+        self, failed: Sequence[tuple[str, str | None]], events: Sequence[Event]
+    ) -> None:
+        assert self.on_failed_reply is not None
+        by_wamid = {e.id: e for e in events if isinstance(e, Status) and e.status == "failed"}
+        for wamid, contact_id in failed:
+            status = by_wamid.get(wamid)
+            if status is None:
+                continue
+            report = FailedReply(
+                wamid=wamid,
+                provider=status.provider,
+                phone_number_id=status.phone_number_id,
+                contact_id=contact_id,
+                errors=tuple(dataclasses.asdict(error) for error in status.errors),
+            )
+            try:
+                self.on_failed_reply(report)
+            except Exception:  # telling the bot is a courtesy; the status is stored already
+                logger.exception("could not report failed message %s", wamid)
 
     def _log_accepted(
         self, body_id: int, events: Sequence[Event], orphans: Sequence[str], duplicates: int
@@ -349,7 +385,7 @@ class Gateway:
     def close(self) -> None:
         """Stop the workers, close the senders and the backend, release the database."""
         self.stop()
-        for resource in (*self.senders.values(), self.backend):
+        for resource in (*self.senders.values(), self.backend, self.on_failed_reply):
             close = getattr(resource, "close", None)
             if callable(close):
                 close()

@@ -85,6 +85,8 @@ class AcceptCounts:
     ignored: int
     statuses: int
     orphan_statuses: tuple[str, ...]  # their wamids, for the log
+    # New `failed` statuses of messages we sent: (wamid, contact_id of the recipient).
+    failed_replies: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ class Store:
         now = time.time() if now is None else now
         new = duplicates = ignored = new_statuses = 0
         orphans: list[str] = []
+        failed: list[tuple[str, str | None]] = []
         with self._write() as connection:
             body_id = self._insert_body(
                 connection,
@@ -245,6 +248,8 @@ class Store:
                     new_statuses += 1
                     if outcome == "orphan":
                         orphans.append(status.wamid)
+                    elif status.status == "failed":
+                        failed.append((status.wamid, status.recipient_id))
             for record in events:
                 connection.execute(
                     webhook_events.insert().values(
@@ -256,7 +261,9 @@ class Store:
                         received_at=now,
                     )
                 )
-        return AcceptCounts(body_id, new, duplicates, ignored, new_statuses, tuple(orphans))
+        return AcceptCounts(
+            body_id, new, duplicates, ignored, new_statuses, tuple(orphans), tuple(failed)
+        )
 
     def reject(
         self,
@@ -866,6 +873,82 @@ class Store:
             items.extend(_outbound_item(row) for row in outbound_rows)
         items.sort(key=lambda item: (item["at"], item["direction"] == "out", item["id"]))
         return items[-limit:]
+
+    # ---- proactive sends (no inbound message: reminders, external events) -----------------
+
+    def latest_contact(self, contact_ids: Sequence[str]) -> dict[str, Any] | None:
+        """provider, phone_number_id, contact_key, contact_id of the latest inbound message
+        from any of `contact_ids` (a wa_id or a business-scoped user id), or None."""
+        m = inbound_messages
+        with self._read() as connection:
+            row = (
+                connection.execute(
+                    select(m.c.provider, m.c.phone_number_id, m.c.contact_key, m.c.contact_id)
+                    .where(m.c.contact_id.in_(list(contact_ids)))
+                    .order_by(m.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row is not None else None
+
+    def record_proactive(
+        self,
+        *,
+        provider: str,
+        phone_number_id: str | None,
+        contact_key: str | None,
+        contact_id: str | None,
+        bodies: Sequence[Mapping[str, Any]],
+        payload_refs: Mapping[str, str],
+    ) -> list[int]:
+        """Record messages sent on the bot's own initiative (`pending`), before any send."""
+        now = time.time()
+        ids: list[int] = []
+        with self._write() as connection:
+            for ref, payload in payload_refs.items():
+                self._insert_new(
+                    connection,
+                    payload_refs_table,
+                    {"ref": ref, "payload": payload, "created_at": now},
+                )
+            for seq, body in enumerate(bodies):
+                inserted = connection.execute(
+                    outbound_messages.insert().values(
+                        inbound_id=None,
+                        seq=seq,
+                        provider=provider,
+                        phone_number_id=phone_number_id,
+                        contact_key=contact_key,
+                        contact_id=contact_id,
+                        request_body=_dumps(body),
+                        state="pending",
+                        attempts=0,
+                        created_at=now,
+                    )
+                )
+                primary_key = inserted.inserted_primary_key
+                assert primary_key is not None
+                ids.append(int(primary_key[0]))
+        return ids
+
+    def proactive_accepted(
+        self, outbound_id: int, *, wamid: str | None, request_id: str | None, status: str | None
+    ) -> None:
+        with self._write() as connection:
+            connection.execute(
+                update(outbound_messages)
+                .where(outbound_messages.c.id == outbound_id)
+                .values(
+                    state="accepted",
+                    wamid=wamid,
+                    request_id=request_id,
+                    status=status,
+                    attempts=outbound_messages.c.attempts + 1,
+                    accepted_at=time.time(),
+                )
+            )
 
 
 def _claim_queries(*, for_update: bool) -> tuple[Any, ...]:
