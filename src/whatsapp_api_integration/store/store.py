@@ -949,6 +949,56 @@ class Store:
                     accepted_at=time.time(),
                 )
             )
+    def recent_contacts(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Contacts by their latest inbound message, newest first (the operator views)."""
+        m = inbound_messages
+        latest = (
+            select(
+                m.c.contact_key,
+                func.max(m.c.id).label("last_id"),
+                func.count().label("messages"),
+            )
+            .group_by(m.c.contact_key)
+            .order_by(func.max(m.c.id).desc())
+            .limit(limit)
+            .subquery()
+        )
+        query = (
+            select(
+                m.c.contact_key,
+                m.c.contact_id,
+                m.c.provider,
+                m.c.phone_number_id,
+                m.c.wamid,
+                m.c.body_id,
+                m.c.text,
+                m.c.state,
+                m.c.received_at,
+                latest.c.messages,
+            )
+            .join(latest, m.c.id == latest.c.last_id)
+            .order_by(m.c.id.desc())
+        )
+        with self._read() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def statuses_of(self, wamids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every status stored for each of `wamids`, oldest first."""
+        found: dict[str, list[dict[str, Any]]] = {wamid: [] for wamid in wamids}
+        if not found:
+            return found
+        s = message_statuses
+        query = (
+            select(s.c.wamid, s.c.status, s.c.timestamp, s.c.errors, s.c.received_at)
+            .where(s.c.wamid.in_(list(found)))
+            .order_by(s.c.id)
+        )
+        with self._read() as connection:
+            for row in connection.execute(query).mappings():
+                item = dict(row)
+                item["errors"] = json.loads(item["errors"]) if item["errors"] else []
+                found[row["wamid"]].append(item)
+        return found
 
 
 def _claim_queries(*, for_update: bool) -> tuple[Any, ...]:
@@ -1020,6 +1070,7 @@ def _inbound_item(row: RowMapping) -> dict[str, Any]:
         "at": row["received_at"],
         "provider": row["provider"],
         "wamid": row["wamid"],
+        "body_id": row["body_id"],
         "contact_key": row["contact_key"],
         "type": row["message_type"],
         "text": row["text"],
