@@ -113,6 +113,22 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "Registrado no SERPRO como `jwtToken` do webhook; quando definido, as chamadas do "
         "SERPRO ao webhook precisam de `Authorization: Bearer <ele>`, senão recebem 401.",
     ),
+    "SERPRO_WEBHOOK_FORM": SettingDoc(
+        "serpro",
+        "How `whatsapp-gateway serpro webhook register` sends the URL: `json` "
+        '(`{"uri", "jwtToken"}`, newer clients) or `text` (the bare URL as `text/plain`, as the '
+        "original did; no token possible).",
+        "Como o `whatsapp-gateway serpro webhook register` envia a URL: `json` "
+        '(`{"uri", "jwtToken"}`, clientes mais novos) ou `text` (a URL pura em `text/plain`, '
+        "como o original; sem token).",
+    ),
+    "SERPRO_MARK_READ_PATH": SettingDoc(
+        "serpro",
+        "SERPRO path that marks a message as read (public sources disagree; the other one seen "
+        "is `/requisicao/informacao-de-leitura`).",
+        "Caminho do SERPRO que marca uma mensagem como lida (as fontes públicas divergem; o "
+        "outro visto é `/requisicao/informacao-de-leitura`).",
+    ),
     "RASA_WEBHOOK_URL": SettingDoc(
         "serpro",
         "This gateway's public webhook URL, the one registered at SERPRO "
@@ -150,6 +166,30 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "Segundos que uma chamada ao backend pode levar antes de contar como falha (e ser "
         "tentada de novo).",
     ),
+    "RASA_FAILED_DELIVERY_INTENT": SettingDoc(
+        "bot",
+        "When set, a reply WhatsApp reports as failed (131047 outside the 24-hour window, "
+        "131026 …) is told to Rasa as this intent through its HTTP API (`rasa run "
+        "--enable-api`), with the error as entities; what the bot answers is sent as a "
+        "proactive message (a template, say). Off when unset.",
+        "Quando definida, uma resposta que o WhatsApp informa como falha (131047 fora da "
+        "janela de 24 horas, 131026 …) é comunicada ao Rasa como esta intent pela API HTTP "
+        "dele (`rasa run --enable-api`), com o erro como entidades; o que o bot responder é "
+        "enviado como mensagem proativa (um template, por exemplo). Desligada quando vazia.",
+    ),
+    "RASA_API_TOKEN": SettingDoc(
+        "bot",
+        "Rasa's `--auth-token`, for the calls to its HTTP API (`RASA_FAILED_DELIVERY_INTENT`).",
+        "O `--auth-token` do Rasa, para as chamadas à API HTTP dele "
+        "(`RASA_FAILED_DELIVERY_INTENT`).",
+    ),
+    "PROACTIVE_TOKEN": SettingDoc(
+        "bot",
+        "Bearer token of `POST /webhooks/whatsapp/proactive`, where the bot (Rasa's output "
+        "channel, a script) sends messages on its own. The route answers 404 while unset.",
+        "Token bearer do `POST /webhooks/whatsapp/proactive`, por onde o bot (o output channel "
+        "do Rasa, um script) envia mensagens por conta própria. A rota responde 404 sem ele.",
+    ),
     # ---- store and workers -----------------------------------------------------------------
     "DATABASE_URL": SettingDoc(
         "store",
@@ -157,6 +197,13 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "(`postgresql+psycopg://user:password@host/db`) for several processes or machines.",
         "URL SQLAlchemy do banco: um arquivo SQLite, ou PostgreSQL "
         "(`postgresql+psycopg://usuario:senha@host/banco`) para vários processos ou máquinas.",
+    ),
+    "DATABASE_POOL_SIZE": SettingDoc(
+        "store",
+        "PostgreSQL connections each process keeps open.",
+        "Conexões com o PostgreSQL que cada processo mantém abertas.",
+        default_en="HTTP threads + `WORKERS` + 2",
+        default_pt="threads HTTP + `WORKERS` + 2",
     ),
     "WORKERS": SettingDoc(
         "store",
@@ -172,17 +219,25 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     ),
     "JOB_LEASE_SECONDS": SettingDoc(
         "store",
-        "How long a worker holds a job before another may take it back (a worker that died). "
-        "Must be longer than `RASA_TIMEOUT`.",
-        "Por quanto tempo um worker segura uma tarefa antes que outro possa retomá-la (um "
-        "worker que morreu). Precisa ser maior que `RASA_TIMEOUT`.",
+        "Lease of a claimed job. A live process renews it every third of this; when a process "
+        "dies, another worker takes its jobs back once their lease expires.",
+        "Concessão de uma tarefa pega por um worker. Um processo vivo a renova a cada terço "
+        "desse tempo; quando um processo morre, outro worker retoma as tarefas dele quando a "
+        "concessão expira.",
+    ),
+    "SHUTDOWN_GRACE_SECONDS": SettingDoc(
+        "store",
+        "On SIGTERM, how long a process waits for the jobs in hand to finish before it "
+        "releases them to other workers.",
+        "No SIGTERM, quanto tempo um processo espera as tarefas em mãos terminarem antes de "
+        "liberá-las para outros workers.",
     ),
     "SEND_RATE": SettingDoc(
         "store",
         "Messages per second per sending number, shared by every process (Meta's default "
-        "throughput is 80).",
+        "throughput is 80). 0: no pacing.",
         "Mensagens por segundo por número remetente, somando todos os processos (a vazão "
-        "padrão da Meta é 80).",
+        "padrão da Meta é 80). 0: sem cadência.",
     ),
     "SEND_BURST": SettingDoc(
         "store",
