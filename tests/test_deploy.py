@@ -124,7 +124,7 @@ def test_compose_has_web_worker_postgres_and_rasa(compose: dict[str, Any]) -> No
     assert "--no-worker" in gateway["command"]
     assert worker["command"] == ["whatsapp-gateway", "worker"]
     assert services["postgres"]["image"].startswith("postgres:")
-    assert services["rasa"]["image"].split("/")[-1].startswith("rasa:")
+    assert services["rasa"]["build"]["dockerfile"] == "deploy/rasa/Dockerfile"
 
 
 def test_compose_commands_and_settings_are_the_gateways(compose: dict[str, Any]) -> None:
@@ -160,6 +160,40 @@ def test_compose_takes_no_secret_literally(compose: dict[str, Any]) -> None:
         for key, value in dict(service.get("environment") or {}).items():
             if key.endswith(("_TOKEN", "_SECRET", "_PASSWORD")):
                 assert "${" in str(value), f"{key} must come from the environment"
+
+
+def test_compose_rasa_uses_the_shipped_channels_and_actions(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    rasa = services["rasa"]
+    assert "./deploy/rasa:/etc/rasa:ro" in rasa["volumes"]
+    command = rasa["command"]
+    for option, name in (("--credentials", "credentials.yml"), ("--endpoints", "endpoints.yml")):
+        path = command[command.index(option) + 1]
+        assert path == f"/etc/rasa/{name}"
+        assert (ROOT / "deploy" / "rasa" / name).is_file()
+    credentials = yaml.safe_load((ROOT / "deploy/rasa/credentials.yml").read_text("utf-8"))
+    [(channel, options)] = credentials.items()
+    module, _, class_name = channel.rpartition(".")
+    source = ROOT / "src" / Path(*module.split(".")).with_suffix(".py")
+    assert f"class {class_name}(" in source.read_text("utf-8"), channel
+    assert set(options) <= {"gateway_url", "gateway_token", "timeout"}
+    assert options["gateway_url"] == "http://gateway:5006"
+    endpoints = yaml.safe_load((ROOT / "deploy/rasa/endpoints.yml").read_text("utf-8"))
+    host = endpoints["action_endpoint"]["url"].split("//")[1].split(":")[0]
+    assert host in services, f"the action endpoint {host} is not a compose service"
+    assert services["rasa-actions"]["command"][:2] == ["run", "actions"]
+
+
+def test_rasa_image_adds_the_package_to_rasa_36() -> None:
+    text = (ROOT / "deploy/rasa/Dockerfile").read_text("utf-8")
+    assert "ARG RASA_IMAGE=rasa/rasa:3.6." in text
+    assert "'/tmp/whatsapp-api-integration[rasa]'" in text
+    users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert users[-1] not in ("root", "0")
+    for line in text.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source
 
 
 # ---- systemd -------------------------------------------------------------------------------
