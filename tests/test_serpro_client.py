@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from fake_serpro import CLIENT_ID, CLIENT_SECRET, WABA_ID, Clock, FakeSerpro
 from fakes import closed_port_url
@@ -475,3 +478,46 @@ def test_the_async_client_does_the_same(serpro: FakeSerpro, clock: Clock, store:
     assert data == b"img"
     assert hooks[0]["uri"] == "https://gw.gov.br/w"
     assert status["destinatarios"] == ["+5561987654321"]
+
+
+# ---- the store's shared token, on SQLite and PostgreSQL -------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        opened = Store(f"sqlite:///{tmp_path / 'tokens.db'}")
+        opened.migrate()
+        yield opened
+        opened.close()
+        return
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1/test)")
+    schema = f"serpro_test_{uuid.uuid4().hex[:10]}"
+    admin = Store(url).engine
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    scoped = sqlalchemy.engine.make_url(url).update_query_dict(
+        {"options": f"-csearch_path={schema}"}
+    )
+    opened = Store(scoped.render_as_string(hide_password=False))
+    try:
+        opened.migrate()
+        yield opened
+    finally:
+        opened.close()
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_the_store_keeps_one_token_per_key_and_replaces_it(any_store: Store) -> None:
+    key = token_key(CLIENT_ID, "https://api.whatsapp.serpro.gov.br")
+    assert len(key) <= 16  # provider_tokens.provider is String(16)
+    assert any_store.provider_token(key) is None
+    any_store.save_provider_token(key, "primeiro", 100.0)
+    any_store.save_provider_token(key, "segundo", None)
+    any_store.save_provider_token("serpro:outro", "outro", 5.0)
+    assert any_store.provider_token(key) == ("segundo", None)
+    assert any_store.provider_token("serpro:outro") == ("outro", 5.0)
