@@ -399,3 +399,17 @@ def test_serpro_settings_reach_the_client(tmp_path: Path, serpro: FakeSerpro) ->
         WABA_ID,
     )
     sender.close()
+
+
+def test_cli_sends_a_template_package_and_shows_its_status(
+    project: Path, serpro: FakeSerpro, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serpro", "template", "convite", "5561987654321", "+5562911112222"]
+    assert main([*argv, "--param", "Maria", "--param", "12/12"]) == 0
+    (call,) = serpro.calls_to("requisicao/mensagem/template")
+    assert call.json["destinatarios"] == ["+5561987654321", "+5562911112222"]
+    assert call.json["wabaId"] == WABA_ID
+    assert [p["valor"] for p in call.json["body"]["parametros"]] == ["Maria", "12/12"]
+    request_id = capsys.readouterr().out.split("request id ")[1].split()[0]
+    assert main(["serpro", "status", request_id]) == 0
+    assert json.loads(capsys.readouterr().out)["quantidadeMensagens"] == 2
