@@ -124,6 +124,23 @@ def test_one_401_means_one_new_token_and_one_retry(serpro: FakeSerpro, clock: Cl
     assert depois[0].headers["Authorization"] != depois[1].headers["Authorization"]
 
 
+def test_a_token_of_unknown_lifetime_is_used_until_401_then_renewed_once(clock: Clock) -> None:
+    """SERPRO's answer may not say when the token ends (no source shows expires_in)."""
+    serpro = FakeSerpro(clock=clock, token_lifetime=300, announce_lifetime=False)
+    try:
+        with client_for(serpro, clock) as api:
+            api.send(CLIENT_ID, only(render([{"text": "um"}]).messages), CONTACT)
+            clock.advance(299)
+            api.send(CLIENT_ID, only(render([{"text": "dois"}]).messages), CONTACT)
+            clock.advance(2)  # expired at SERPRO; the client could not know
+            api.send(CLIENT_ID, only(render([{"text": "três"}]).messages), CONTACT)
+            api.send(CLIENT_ID, only(render([{"text": "quatro"}]).messages), CONTACT)
+        assert len(serpro.token_calls) == 2
+        assert serpro.texts() == ["um", "dois", "três", "três", "quatro"]
+    finally:
+        serpro.close()
+
+
 def test_a_second_401_is_an_error_not_a_loop(serpro: FakeSerpro, clock: Clock) -> None:
     serpro.script(401, {"message": "Token inválido"})
     serpro.script(401, {"message": "Token inválido"})

@@ -629,6 +629,9 @@ class AsyncSerproClient(_Base):
         return self._fetching
 
     async def access_token(self) -> AccessToken:
+        current = self._tokens.current
+        if current is not None and current.usable(self.clock()):
+            return current  # the common case, without a thread hop
         token = await asyncio.to_thread(self._tokens.cached)
         if token is not None:
             return token
