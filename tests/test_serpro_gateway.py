@@ -413,3 +413,20 @@ def test_cli_sends_a_template_package_and_shows_its_status(
     request_id = capsys.readouterr().out.split("request id ")[1].split()[0]
     assert main(["serpro", "status", request_id]) == 0
     assert json.loads(capsys.readouterr().out)["quantidadeMensagens"] == 2
+
+
+def test_a_status_naming_the_request_id_as_its_id_is_matched_too(
+    tmp_path: Path, serpro: FakeSerpro, rasa: FakeRasa
+) -> None:
+    """One third-party client reads statuses[].id as SERPRO's request id: match that too."""
+    client = app_client(tmp_path, serpro, rasa)
+    post_serpro(client, text_envelope("wamid.in.9", "oi"), f"Bearer {WEBHOOK_TOKEN}")
+    gateway_state(client.application).gateway.process_available()
+    (reply,) = rows(client, outbound_messages)
+    body = serpro_envelope(
+        statuses=[{"id": reply["request_id"], "status": "sent", "timestamp": "1750000000"}]
+    )
+    assert post_serpro(client, body, f"Bearer {WEBHOOK_TOKEN}").status_code == 200
+    (reply,) = rows(client, outbound_messages)
+    assert (reply["status"], reply["wamid"]) == ("sent", None)
+    assert [s["orphan"] for s in rows(client, message_statuses)] == [False]
