@@ -538,3 +538,12 @@ def test_the_store_keeps_one_token_per_key_and_replaces_it(any_store: Store) -> 
     any_store.save_provider_token("serpro:outro", "outro", 5.0)
     assert any_store.provider_token(key) == ("segundo", None)
     assert any_store.provider_token("serpro:outro") == ("outro", 5.0)
+
+
+def test_both_clients_are_senders(serpro: FakeSerpro, clock: Clock) -> None:
+    """Checked by mypy too: a SerproClient is what the pipeline calls a Sender."""
+    from whatsapp_api_integration.providers import Sender
+
+    sender: Sender = client_for(serpro, clock)
+    assert sender.provider == "serpro"
+    sender.close()
