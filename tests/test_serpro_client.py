@@ -395,6 +395,20 @@ def test_errors_are_classified_like_the_cloud_api(
     assert "SERPRO answered" in str(error)
 
 
+def test_a_2xx_that_is_not_serpro_speaking_is_not_taken_for_a_send(
+    serpro: FakeSerpro, clock: Clock
+) -> None:
+    serpro.script(200, "<html>Portal de login</html>", "text/html")
+    serpro.script(200, {"status": "ok"})  # JSON without an id: accepted, nothing to match
+    with client_for(serpro, clock) as api:
+        with pytest.raises(SendError) as raised:
+            api.send(CLIENT_ID, only(render([{"text": "um"}]).messages), CONTACT)
+        accepted = api.send(CLIENT_ID, only(render([{"text": "dois"}]).messages), CONTACT)
+    assert not raised.value.retryable
+    assert "SERPRO_API_BASE_URL" in str(raised.value)
+    assert accepted.request_id is None
+
+
 def test_an_unknown_path_gets_the_plain_text_404(serpro: FakeSerpro, clock: Clock) -> None:
     api = client_for(serpro, clock, mark_read_path="/requisicao/nao-existe")
     with api, pytest.raises(SendError) as raised:
