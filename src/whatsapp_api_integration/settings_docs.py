@@ -130,22 +130,6 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         'O caminho de "marcar como lida" do SERPRO em `/client/{id}/v2` (as fontes '
         "divergem; o outro visto é `/requisicao/informacao-de-leitura`).",
     ),
-    "SERPRO_WEBHOOK_FORM": SettingDoc(
-        "serpro",
-        "How `whatsapp-gateway serpro webhook register` sends the URL: `json` "
-        '(`{"uri", "jwtToken"}`, newer clients) or `text` (the bare URL as `text/plain`, as the '
-        "original did; no token possible).",
-        "Como o `whatsapp-gateway serpro webhook register` envia a URL: `json` "
-        '(`{"uri", "jwtToken"}`, clientes mais novos) ou `text` (a URL pura em `text/plain`, '
-        "como o original; sem token).",
-    ),
-    "SERPRO_MARK_READ_PATH": SettingDoc(
-        "serpro",
-        "SERPRO path that marks a message as read (public sources disagree; the other one seen "
-        "is `/requisicao/informacao-de-leitura`).",
-        "Caminho do SERPRO que marca uma mensagem como lida (as fontes públicas divergem; o "
-        "outro visto é `/requisicao/informacao-de-leitura`).",
-    ),
     "RASA_WEBHOOK_URL": SettingDoc(
         "serpro",
         "This gateway's public webhook URL, the one registered at SERPRO "
