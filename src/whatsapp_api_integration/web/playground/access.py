@@ -23,12 +23,13 @@ from urllib.parse import urlsplit
 
 from flask import Request
 
+from whatsapp_api_integration.web.ops import PROXY_HEADERS
+
 if TYPE_CHECKING:
     from whatsapp_api_integration.settings import Settings
 
 COOKIE_NAME = "whatsapp_console"
 SESSION_LABEL = b"whatsapp-api-integration console session v1"
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 
 def session_value(admin_token: str) -> str:

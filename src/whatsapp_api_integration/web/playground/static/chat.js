@@ -192,7 +192,7 @@
 
   // ---- rendering -----------------------------------------------------------------------
 
-  var TICKS = { pending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
+  var TICKS = { pending: "○", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
   var TICK_TITLES = {
     pending: "not yet accepted by WhatsApp",
     sent: "sent (accepted by WhatsApp)",
@@ -237,7 +237,7 @@
     card.href = link;
     card.target = "_blank";
     card.rel = "noopener noreferrer";
-    card.appendChild(el("span", "doc-icon", "📄"));
+    card.appendChild(el("span", "doc-icon", "DOC"));
     card.appendChild(el("span", "doc-name", media.filename || link.split("/").pop() || "document"));
     return card;
   }
@@ -318,7 +318,7 @@
       else if (b.text) text = b.text.body;
       else text = "[" + b.type + "]";
     }
-    quote.appendChild(el("div", "quote-text", text));
+    quote.appendChild(formatInto(el("div", "quote-text"), text));
     return quote;
   }
 
