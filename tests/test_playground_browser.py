@@ -91,12 +91,21 @@ def _png(width: int, height: int) -> bytes:
             + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
         )
 
-    row = b"\x00" + bytes((0x25, 0xD3, 0x66)) * width
+    rows = b"".join(
+        b"\x00"
+        + b"".join(
+            bytes((0x25 + y // 3, 0xD3 - y // 2, 0x66 + x // 4))
+            if (x // 40 + y // 40) % 2
+            else bytes((0xF0 - y // 4, 0xF2 - x // 8, 0xE5))
+            for x in range(width)
+        )
+        for y in range(height)
+    )
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
 
@@ -357,3 +366,26 @@ def test_off_loopback_the_pages_ask_for_the_admin_token(
     finally:
         context.close()
         live.close()
+
+
+def test_a_tour_for_the_readme(page: Any, live: LiveGateway) -> None:
+    """The README's screenshot (docs/images/playground.png is a copy of
+    test-artifacts/readme-playground.png): a text, buttons and a tap, an image."""
+    page.set_viewport_size({"width": 1000, "height": 900})
+    page.goto(f"{live.url}/playground")
+    write(page, "Olá! Quero *participar* da consulta.")
+    expect(bot_messages(page).last).to_contain_text("Você disse")
+    write(page, "botões")
+    page.locator(".reply-buttons").last.locator(".reply-button").first.click()
+    expect(bot_messages(page).last).to_contain_text('"sim"')
+    write(page, "imagem")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('img.image')]"
+        ".some(i => i.complete && i.naturalWidth === 320)"
+    )
+    write(page, "lista")
+    expect(page.locator("[data-testid=list-button]")).to_have_count(1)
+    page.click("#mark-read")
+    expect(page.locator(".ticks.read")).to_have_count(5)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "readme-playground.png"))

@@ -82,6 +82,7 @@
     state.contact = contact;
     state.name = name || contact;
     state.lastJson = "";
+    state.stick = true;
     $("contact-number").value = contact;
     $("contact-name").value = state.name;
     $("me").textContent = state.name + " (+" + contact + ")";
@@ -224,6 +225,7 @@
       img.alt = media.caption || kind;
       img.loading = "lazy";
       img.referrerPolicy = "no-referrer";
+      img.addEventListener("load", followBottom);
       return img;
     }
     if (kind === "video" || kind === "audio") {
@@ -384,8 +386,18 @@
     return row;
   }
 
+  // Follow new messages while the reader is at the bottom, as WhatsApp does; not when they
+  // scrolled up to read something older.
+  state.stick = true;
+  function atBottom() {
+    return messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 80;
+  }
+  function followBottom() {
+    if (state.stick) messagesEl.scrollTop = messagesEl.scrollHeight;
+  }
+  messagesEl.addEventListener("scroll", function () { state.stick = atBottom(); });
+
   function render(items) {
-    var nearBottom = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 80;
     var byWamid = {};
     items.forEach(function (item) { if (item.wamid) byWamid[item.wamid] = item; });
     var nodes = items.map(function (item) { return renderItem(item, byWamid); });
@@ -399,8 +411,7 @@
       nodes.push(el("div", "empty", "Write something below: it reaches the bot as a WhatsApp message from +" + state.contact + "."));
     }
     messagesEl.replaceChildren.apply(messagesEl, nodes);
-    if (nearBottom || !state.rendered) messagesEl.scrollTop = messagesEl.scrollHeight;
-    state.rendered = true;
+    followBottom();
   }
 
   // ---- the list sheet ------------------------------------------------------------------
