@@ -2,8 +2,9 @@
 
 It records what it was sent, and answers some words with the shapes the tests need:
 `botões` → 3 reply buttons; `lista` → 7 options (a list); `imagem` → an image whose link is
-IMAGE_URL; `quebrada` → a `custom` reply WhatsApp would reject (4 reply buttons); `falha` →
-fails for good the first time (a dead letter), answers once replayed; anything else → echo.
+IMAGE_URL; `documento` → a document beside it; `quebrada` → a `custom` reply WhatsApp would
+reject (4 reply buttons); `falha` → fails for good the first time (a dead letter), answers
+once replayed; anything else → echo.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def answer(incoming: IncomingMessage) -> list[dict[str, Any]]:
         ]
     if word == "imagem":
         return [{"text": "Veja o _mapa_:", "image": IMAGE_URL}]
+    if word == "documento":
+        return [{"text": "O edital:", "attachment": IMAGE_URL.rsplit("/", 1)[0] + "/edital.pdf"}]
     if word == "quebrada":
         return [
             {

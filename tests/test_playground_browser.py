@@ -269,7 +269,7 @@ def test_seven_options_open_a_list_whose_rows_send_their_ids(page: Any, live: Li
     assert playground_bot.received == ["lista", "tema_7"]
 
 
-def test_an_image_answer_shows_the_image(page: Any, live: LiveGateway, image_url: str) -> None:
+def test_an_image_and_a_document_show_as_whatsapp_shows_them(page: Any, live: LiveGateway, image_url: str) -> None:
     page.goto(f"{live.url}/playground")
     write(page, "imagem")
     image = bot_messages(page).last.locator("img.image")
@@ -279,6 +279,10 @@ def test_an_image_answer_shows_the_image(page: Any, live: LiveGateway, image_url
         ".some(i => i.complete && i.naturalWidth === 320)"
     )
     expect(bot_messages(page).last.locator(".caption em")).to_have_text("mapa")
+    write(page, "documento")
+    document = bot_messages(page).last.locator("a.document")
+    expect(document).to_contain_text("edital.pdf")
+    expect(document).to_have_attribute("href", image_url.rsplit("/", 1)[0] + "/edital.pdf")
 
 
 def test_status_events_turn_the_ticks_blue(page: Any, live: LiveGateway) -> None:

@@ -380,6 +380,11 @@
       failed.dataset.testid = "failure";
       row.appendChild(failed);
     }
+    if (item.direction === "in" && item.state === "received" && item.attempts && item.error) {
+      var retrying = el("div", "failure", "Retrying (attempt " + item.attempts + " failed): " + item.error);
+      retrying.dataset.testid = "retrying";
+      row.appendChild(retrying);
+    }
     if (item.direction === "in" && item.state === "dead") {
       row.appendChild(el("div", "failure", "Not answered (dead letter): " + (item.error || "")));
     }
