@@ -401,3 +401,59 @@ def test_the_start_up_banner_shows_where_to_click() -> None:
     live = startup_banner("127.0.0.1", 8000, Settings(wpp_authorization_token=CLOUD_TOKEN))
     assert "Set ADMIN_TOKEN" in live
     assert CLOUD_TOKEN not in live
+
+
+# ---- a SERPRO-only gateway -------------------------------------------------------------------
+
+SERPRO_ONLY = {
+    "SERPRO_CLIENT_ID": "5561000000000",
+    "SERPRO_CLIENT_SECRET": "serpro-secret-for-tests-xyz",
+    "SERPRO_WEBHOOK_TOKEN": "serpro-webhook-token-for-tests-77",
+    "PLAYGROUND": "true",
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+}
+
+
+@pytest.fixture
+def serpro_client(tmp_path: Path) -> Iterator[FlaskClient]:
+    """SERPRO configured, its sends recorded by a sandbox sender (no SERPRO server here)."""
+    from whatsapp_api_integration.backends import load_backend
+    from whatsapp_api_integration.pipeline.gateway import GatewayConfig
+    from whatsapp_api_integration.providers.sandbox import SandboxSender
+
+    settings = settings_for(tmp_path, ANSWER_BACKEND="playground_bot:answer", **SERPRO_ONLY)
+    gateway = Gateway(
+        GatewayConfig(database_url=settings.database_url, workers=0),
+        load_backend(settings.answer_backend, rasa_url=None, timeout=5.0),
+        {"serpro": SandboxSender(provider="serpro")},
+    )
+    client = create_app(settings, gateway=gateway).test_client()
+    client.environ_base.update(bearer_environ(ADMIN_TOKEN))
+    yield client
+    gateway.close()
+
+
+def bearer_environ(token: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def test_on_a_serpro_gateway_the_playground_speaks_serpro(serpro_client: FlaskClient) -> None:
+    info = json_of(serpro_client.get("/playground/api/info"))
+    assert (info["provider"], info["phone_number_id"]) == ("serpro", "5561000000000")
+    for text in ("botões", "lista"):
+        response = serpro_client.post(
+            "/playground/api/messages", json={"contact": CONTACT, "text": text}
+        )
+        assert response.status_code == 200, response.json  # SERPRO's bearer was sent
+        gateway_of(serpro_client).process_available()
+    (buttons, menu) = [i for i in conversation(serpro_client) if i["direction"] == "out"]
+    assert buttons["request"]["path"] == "/requisicao/mensagem/interativa-botoes"
+    assert buttons["body"]["interactive"]["type"] == "button"
+    titles = [b["reply"]["title"] for b in buttons["body"]["interactive"]["action"]["buttons"]]
+    assert titles == ["Concordo", "Discordo", "Pular"]
+    assert menu["request"]["path"] == "/requisicao/mensagem/interativa-lista"
+    action = menu["body"]["interactive"]["action"]
+    assert action["button"] == "Opções"
+    assert [r["id"] for r in action["sections"][0]["rows"]] == [f"tema_{n}" for n in range(1, 8)]
+    assert buttons["problems"] == menu["problems"] == []
+    assert all(b["provider"] == "serpro" for b in stored_bodies(serpro_client))

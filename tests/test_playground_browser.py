@@ -269,7 +269,9 @@ def test_seven_options_open_a_list_whose_rows_send_their_ids(page: Any, live: Li
     assert playground_bot.received == ["lista", "tema_7"]
 
 
-def test_an_image_and_a_document_show_as_whatsapp_shows_them(page: Any, live: LiveGateway, image_url: str) -> None:
+def test_an_image_and_a_document_show_as_whatsapp_shows_them(
+    page: Any, live: LiveGateway, image_url: str
+) -> None:
     page.goto(f"{live.url}/playground")
     write(page, "imagem")
     image = bot_messages(page).last.locator("img.image")

@@ -193,6 +193,8 @@ def _backend_name(settings: Settings) -> str:
 
 
 def _phone_number_id(settings: Settings) -> str:
+    if playground_provider(settings) == "serpro":
+        return settings.serpro_phone_number_id or SANDBOX_PHONE_NUMBER_ID
     return settings.wpp_phone_number_identifier or SANDBOX_PHONE_NUMBER_ID
 
 
@@ -201,8 +203,9 @@ def info() -> Response:
     settings = _settings()
     contacts = []
     details = _details()
+    provider = playground_provider(settings)
     for row in _gateway().store.recent_contacts(limit=30):
-        if row["provider"] != "cloud_api":
+        if row["provider"] != provider:
             continue
         shown = details.of(str(row["wamid"]), row["body_id"])
         contacts.append(
@@ -217,6 +220,7 @@ def info() -> Response:
         mode=settings.mode,
         sandbox=settings.sandbox,
         phone_number_id=_phone_number_id(settings),
+        provider=provider,
         backend=_backend_name(settings),
         list_button_label=settings.list_button_label,
         contacts=contacts,
@@ -283,6 +287,14 @@ def _message_object(data: dict[str, Any], contact: str) -> dict[str, Any]:
     return message
 
 
+def playground_provider(settings: Settings) -> str:
+    """Whom the playground's messages seem to come through: SERPRO on a gateway that has
+    only SERPRO (so the replies have a sender), else the Cloud API (sandbox included)."""
+    if settings.serpro_configured and not settings.cloud_api_configured:
+        return "serpro"
+    return "cloud_api"
+
+
 def _webhook_document(settings: Settings, value: dict[str, Any]) -> dict[str, Any]:
     value = {
         "messaging_product": "whatsapp",
@@ -292,6 +304,11 @@ def _webhook_document(settings: Settings, value: dict[str, Any]) -> dict[str, An
         },
         **value,
     }
+    if playground_provider(settings) == "serpro":
+        # SERPRO posts the `value` object itself, with every array present (DESIGN §9.1).
+        for key in ("contacts", "messages", "statuses", "errors"):
+            value.setdefault(key, [])
+        return value
     return {
         "object": "whatsapp_business_account",
         "entry": [{"id": "0", "changes": [{"field": "messages", "value": value}]}],
@@ -299,10 +316,14 @@ def _webhook_document(settings: Settings, value: dict[str, Any]) -> dict[str, An
 
 
 def _post_webhook(settings: Settings, document: dict[str, Any]) -> webhook.Answer:
-    """Through the webhook exactly as Meta's POST would go: signed when a secret is set."""
+    """Through the webhook exactly as the provider's POST would go: signed with the app secret
+    (Cloud API), or with SERPRO's bearer token, when they are set."""
     body = json.dumps(document, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "whatsapp-gateway-playground"}
-    if settings.wpp_app_secret:
+    if playground_provider(settings) == "serpro":
+        if settings.serpro_webhook_token:
+            headers["Authorization"] = f"Bearer {settings.serpro_webhook_token}"
+    elif settings.wpp_app_secret:
         headers[webhook.SIGNATURE_HEADER] = sign(body, settings.wpp_app_secret)
     return webhook.receive(body, headers, settings, _gateway())
 
