@@ -457,3 +457,25 @@ def test_on_a_serpro_gateway_the_playground_speaks_serpro(serpro_client: FlaskCl
     assert [r["id"] for r in action["sections"][0]["rows"]] == [f"tema_{n}" for n in range(1, 8)]
     assert buttons["problems"] == menu["problems"] == []
     assert all(b["provider"] == "serpro" for b in stored_bodies(serpro_client))
+
+
+def test_polled_reads_are_logged_at_debug_so_they_do_not_bury_the_log(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_app().test_client()
+    caplog.set_level("DEBUG", logger="whatsapp_api_integration.access")
+    client.get("/playground")
+    client.get("/playground/api/info")
+    client.get("/ops/api/overview")
+    client.post("/playground/api/messages", json={"contact": CONTACT, "text": "oi"})
+    levels = {
+        record.getMessage().rsplit(" ", 2)[0]: record.levelname
+        for record in caplog.records
+        if record.name == "whatsapp_api_integration.access"
+    }
+    assert levels == {
+        "GET /playground": "INFO",
+        "GET /playground/api/info": "DEBUG",
+        "GET /ops/api/overview": "DEBUG",
+        "POST /playground/api/messages": "INFO",
+    }

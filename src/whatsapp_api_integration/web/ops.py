@@ -124,7 +124,11 @@ def install_request_accounting(app: Flask) -> None:
         HTTP_DURATION.labels(route).observe(elapsed)
         if not request.environ.get("SERVER_SOFTWARE", "").startswith("Werkzeug"):
             # (Flask's development server writes its own line, redacted by logging_setup.)
-            access_log.info(
+            # Pages that poll (the playground, the operator view) mark their reads quiet,
+            # or their lines would bury everything else at INFO.
+            level = logging.DEBUG if g.get("quiet_access_log") else logging.INFO
+            access_log.log(
+                level,
                 "%s %s %d %.1fms",
                 request.method,
                 request.path,

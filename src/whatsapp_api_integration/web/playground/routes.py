@@ -22,6 +22,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -108,6 +109,10 @@ def _is_api(path: str) -> bool:
 
 @blueprint.before_request
 def _guard() -> ResponseReturnValue | None:
+    if request.method == "GET" and (
+        _is_api(request.path) or request.endpoint == "whatsapp_playground.static"
+    ):
+        g.quiet_access_log = True  # polled every second or so: DEBUG, not INFO
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     settings = _settings()
