@@ -57,3 +57,16 @@ def test_statuses_of_lists_each_wamids_statuses_in_order(gateway: Gateway) -> No
     assert found["wamid.y"][0]["errors"] == [{"code": 131026, "title": "Message undeliverable"}]
     assert found["wamid.none"] == []
     assert store.statuses_of([]) == {}
+
+
+def test_recent_contacts_looks_only_at_the_latest_messages(gateway: Gateway) -> None:
+    for n in range(6):
+        contact = "5561900000001" if n < 4 else f"556190000001{n}"
+        body = text_body(f"wamid.w{n}", f"w{n}", contact)
+        gateway.accept(body, {}, parse_webhook(body))
+    rows = gateway.store.recent_contacts(window=3)
+    assert [(r["contact_id"], r["messages"]) for r in rows] == [
+        ("5561900000015", 1),
+        ("5561900000014", 1),
+        ("5561900000001", 1),
+    ]

@@ -121,7 +121,8 @@ def _guard() -> ResponseReturnValue | None:
         if _is_api(request.path):
             return jsonify(error=reason), 401
         if settings.admin_token:
-            return redirect(url_for("whatsapp_playground.login", next=request.full_path))
+            target = request.full_path.rstrip("?")
+            return redirect(url_for("whatsapp_playground.login", next=target))
         page = render_template("playground/refused.html", reason=reason)
         return make_response(page, 403)
     needs_json = request.method == "POST" and request.endpoint != "whatsapp_playground.logout"
