@@ -383,7 +383,7 @@ def test_a_failed_status_shows_metas_error_in_the_message_path(make_app: AppFact
     (reply,) = message["replies"]
     failed = reply["path"][-1]
     assert (failed["label"], failed["state"]) == ("failed", "failed")
-    assert failed["detail"].startswith("131026: Message undeliverable")
+    assert failed["detail"].startswith("131026: Message Undeliverable")
 
 
 def test_replaying_an_unknown_dead_letter_is_404(make_app: AppFactory) -> None:

@@ -50,11 +50,11 @@ def test_statuses_of_lists_each_wamids_statuses_in_order(gateway: Gateway) -> No
     store = gateway.store
     for status in ("sent", "delivered", "read"):
         store.record_status(StatusRecord("cloud_api", "wamid.x", status, 1, "5561900000001"))
-    failure = ({"code": 131026, "title": "Message undeliverable"},)
+    failure = ({"code": 131026, "title": "Message Undeliverable"},)
     store.record_status(StatusRecord("cloud_api", "wamid.y", "failed", 1, None, failure))
     found = store.statuses_of(["wamid.x", "wamid.y", "wamid.none"])
     assert [s["status"] for s in found["wamid.x"]] == ["sent", "delivered", "read"]
-    assert found["wamid.y"][0]["errors"] == [{"code": 131026, "title": "Message undeliverable"}]
+    assert found["wamid.y"][0]["errors"] == [{"code": 131026, "title": "Message Undeliverable"}]
     assert found["wamid.none"] == []
     assert store.statuses_of([]) == {}
 

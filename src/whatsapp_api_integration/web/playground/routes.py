@@ -59,11 +59,12 @@ STATUS_CHAINS = {
     "read": ("sent", "delivered", "read"),
     "failed": ("failed",),
 }
+# What Meta reports for a message it could not deliver (its error codes reference).
 DEFAULT_FAILURE = {
     "code": 131026,
-    "title": "Message undeliverable",
-    "message": "Message undeliverable",
-    "error_data": {"details": "Message Undeliverable."},
+    "title": "Message Undeliverable",
+    "message": "Message Undeliverable",
+    "error_data": {"details": "Unable to deliver message (simulated by the playground)."},
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
