@@ -33,6 +33,7 @@ def register(app: Flask, settings: Settings) -> bool:
     if not settings.playground:
         return False
     app.register_blueprint(blueprint)
+    log.info("playground on %s, operator view on %s", PLAYGROUND_PATH, OPS_PATH)
     if not settings.sandbox and not settings.admin_token:
         log.warning(
             "PLAYGROUND is on outside sandbox mode but ADMIN_TOKEN is not set: the playground "
