@@ -143,7 +143,8 @@ class LiveGateway:
             **env,
         )
         self.gateway = build_gateway(self.settings)
-        self.app = create_app(self.settings, gateway=self.gateway, start_workers=True)
+        self.app = create_app(self.settings, gateway=self.gateway)
+        self.gateway.start()  # our gateway, our threads: close() stops them
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
