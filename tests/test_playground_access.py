@@ -479,3 +479,38 @@ def test_polled_reads_are_logged_at_debug_so_they_do_not_bury_the_log(
         "GET /ops/api/overview": "DEBUG",
         "POST /playground/api/messages": "INFO",
     }
+
+
+def test_guessing_the_token_is_stopped_while_open_sessions_go_on(make_app: AppFactory) -> None:
+    app = make_app(ADMIN_TOKEN=ADMIN_TOKEN)
+    admin, guesser = app.test_client(), app.test_client()
+    admin.post("/ops/login", data={"token": ADMIN_TOKEN}, environ_base=REMOTE)
+    for n in range(access.FailureThrottle().limit):
+        wrong = guesser.post("/ops/login", data={"token": f"guess-{n}"}, environ_base=REMOTE)
+        assert wrong.status_code == 401
+    right = guesser.post("/ops/login", data={"token": ADMIN_TOKEN}, environ_base=REMOTE)
+    assert right.status_code == 429
+    assert "Too many wrong tokens" in right.get_data(as_text=True)
+    header = guesser.get("/ops/api/overview", environ_base=REMOTE, headers=bearer(ADMIN_TOKEN))
+    assert header.status_code == 429
+    assert admin.get("/ops/api/overview", environ_base=REMOTE).status_code == 200
+
+
+def test_wrong_header_tokens_count_as_guesses(make_app: AppFactory) -> None:
+    client = make_app(ADMIN_TOKEN=ADMIN_TOKEN).test_client()
+    for n in range(access.FailureThrottle().limit):
+        guess = client.get("/ops/api/overview", environ_base=REMOTE, headers=bearer(f"g{n}"))
+        assert guess.status_code == 401
+    locked = client.get("/ops/api/overview", environ_base=REMOTE, headers=bearer(ADMIN_TOKEN))
+    assert locked.status_code == 429
+
+
+def test_the_throttle_forgets_failures_older_than_its_window() -> None:
+    now = [1000.0]
+    throttle = access.FailureThrottle(limit=2, window=60.0, clock=lambda: now[0])
+    throttle.failed()
+    now[0] += 30
+    throttle.failed()
+    assert throttle.locked()
+    now[0] += 30  # the first failure is 60 s old: out of the window
+    assert not throttle.locked()

@@ -101,6 +101,18 @@ def _details() -> views.InboundDetails:
     return details
 
 
+TOO_MANY_GUESSES = "too many wrong admin tokens in the last minute; wait a minute and try again"
+
+
+def _throttle() -> access.FailureThrottle:
+    key = "whatsapp_playground_throttle"
+    throttle = current_app.extensions.get(key)
+    if throttle is None:
+        throttle = current_app.extensions[key] = access.FailureThrottle()
+    assert isinstance(throttle, access.FailureThrottle)
+    return throttle
+
+
 def _is_api(path: str) -> bool:
     return path.startswith(("/playground/api/", "/ops/api/"))
 
@@ -117,6 +129,12 @@ def _guard() -> ResponseReturnValue | None:
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     settings = _settings()
+    given = access.bearer(request)
+    if given is not None and settings.admin_token:
+        if _throttle().locked():
+            return jsonify(error=TOO_MANY_GUESSES), 429
+        if not access.token_matches(given, settings.admin_token):
+            _throttle().failed()
     if not access.allowed(request, settings):
         reason = access.refusal_reason(request, settings)
         if _is_api(request.path):
@@ -158,7 +176,10 @@ def login() -> ResponseReturnValue:
         return render_template("playground/refused.html", reason=reason), 403
     if request.method == "GET":
         return render_template("playground/login.html", next=target, wrong=False)
+    if _throttle().locked():
+        return render_template("playground/login.html", next=target, wrong=False, busy=True), 429
     if not access.token_matches(request.form.get("token"), settings.admin_token):
+        _throttle().failed()
         return render_template("playground/login.html", next=target, wrong=True), 401
     response = redirect(target)
     response.set_cookie(
