@@ -270,6 +270,29 @@ def test_seven_options_open_a_list_whose_rows_send_their_ids(page: Any, live: Li
     assert playground_bot.received == ["lista", "tema_7"]
 
 
+def test_a_list_shows_its_sections_and_a_row_sends_its_id_and_title(
+    page: Any, live: LiveGateway
+) -> None:
+    page.goto(f"{live.url}/playground")
+    write(page, "seções")
+    page.locator("[data-testid=list-button]").last.click()
+    sheet = page.locator("#sheet")
+    expect(sheet.locator(".sheet-title")).to_have_text("Serviços")
+    expect(sheet.locator(".section-title")).to_have_text(["Saúde", "Educação"])
+    expect(sheet.locator(".list-row")).to_have_count(3)
+    creche = sheet.locator(".list-row", has_text="Creche")
+    expect(creche.locator(".row-description")).to_have_text("Vagas em creches")
+    creche.click()
+    sheet.locator(".sheet-send").click()
+    mine = page.locator(".row.mine").last
+    expect(mine).to_contain_text("Creche")
+    expect(mine).to_contain_text("Vagas em creches")
+    expect(mine.locator(".quote")).to_contain_text("Escolha um serviço")
+    expect(bot_messages(page).last).to_contain_text("Você disse: creche")
+    stored = live.gateway.store.recent_contacts()[0]
+    assert stored["text"] == "creche"
+
+
 def test_an_image_and_a_document_show_as_whatsapp_shows_them(
     page: Any, live: LiveGateway, image_url: str
 ) -> None:
