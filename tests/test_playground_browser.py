@@ -30,6 +30,7 @@ import playground_bot
 from web_support import (
     APP_SECRET,
     REPO_ROOT,
+    ServerProcess,
     cloud_document,
     restore_logging,  # noqa: F401  (autouse fixture)
     settings_for,
@@ -419,3 +420,20 @@ def test_a_tour_for_the_readme(page: Any, live: LiveGateway) -> None:
     expect(page.locator(".ticks.read")).to_have_count(5)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "readme-playground.png"))
+
+
+def test_serve_prints_the_playground_address_and_serves_it(browser: Any, tmp_path: Path) -> None:
+    """What `./scripts/run` runs: `whatsapp-gateway serve` (granian) with no settings at all;
+    its start-up banner names the playground, and the echo bot answers there."""
+    with ServerProcess(tmp_path, {}) as server:
+        assert wait_until(lambda: "/playground" in server.log())
+        assert f"Playground:    {server.url}/playground" in server.log()
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{server.url}/playground")
+            write(page, "Olá do navegador")
+            expect(bot_messages(page).last).to_contain_text("Você disse: Olá do navegador")
+        finally:
+            context.close()
