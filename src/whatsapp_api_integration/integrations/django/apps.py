@@ -25,6 +25,17 @@ class WhatsAppGatewayConfig(AppConfig):
         checks.register()
         setting_changed.connect(runtime.on_setting_changed, dispatch_uid="whatsapp_gateway")
         post_migrate.connect(migrate_store, sender=self, dispatch_uid="whatsapp_gateway")
+        hide_tokens_in_access_log()
+
+
+def hide_tokens_in_access_log() -> None:
+    """`runserver` logs each request line with its query string, and Meta's handshake sends
+    `hub.verify_token` there (DESIGN.md §3): mask it, once."""
+    from whatsapp_api_integration.logging_setup import RedactingFilter, Redactor
+
+    access_log = logging.getLogger("django.server")
+    if not any(isinstance(f, RedactingFilter) for f in access_log.filters):
+        access_log.addFilter(RedactingFilter(Redactor()))
 
 
 def migrate_store(
