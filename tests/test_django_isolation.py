@@ -14,16 +14,14 @@ FRAMEWORKS = ("django", "rest_framework")
 def framework_imports(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module]
-        found += [
-            f"{path.relative_to(PACKAGE)}:{node.lineno} imports {name}"
-            for name in names
-            if name.split(".")[0] in FRAMEWORKS
-        ]
+        else:
+            continue
+        where = f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        found += [f"{where} imports {name}" for name in names if name.split(".")[0] in FRAMEWORKS]
     return found
 
 
