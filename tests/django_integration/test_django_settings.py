@@ -109,3 +109,20 @@ def test_a_database_the_store_cannot_use_is_named(database: dict[str, str], says
     assert problem.startswith("DATABASE_URL: DATABASES['default']")
     assert says in problem
     assert "set DATABASE_URL" in problem
+
+
+def test_check_config_shows_each_source_and_masks_secrets(settings: Any, monkeypatch: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    monkeypatch.setenv("RASA_TIMEOUT", "9")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    out = StringIO()
+    call_command("whatsapp_check_config", stdout=out)
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines() if line.strip()}
+    assert lines["WPP_VERIFY_TOKEN"].endswith("Django settings")
+    assert lines["RASA_TIMEOUT"].split()[1:] == ["9.0", "env"]
+    assert lines["DATABASE_URL"].endswith("DATABASES['default']")
+    assert "app-secret-for-tests-abcdef987654" not in out.getvalue()
+    assert "****7654" in lines["WPP_APP_SECRET"]

@@ -141,7 +141,7 @@ def load_gateway_settings(
     merged = {**env, **from_django}
     settings = load_settings(merged, env_files=files)
     sources = dict(settings.sources)
-    if sources.get("DATABASE_URL") == "default":
+    if sources.get("DATABASE_URL", "default").split(" ")[-1] in ("default", "(empty)"):
         merged["DATABASE_URL"] = project_database_url()
         settings = load_settings(merged, env_files=files)
         sources = dict(settings.sources)

@@ -13,6 +13,7 @@ request builds one with the new settings.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import threading
@@ -82,6 +83,9 @@ def current() -> tuple[Settings, Gateway]:
                 log.warning(warning)
             if settings.workers > 0:
                 gateway.start()
+                # Let the jobs in hand finish when the process exits (a job cut short is
+                # taken back by another worker once its lease expires).
+                atexit.register(close_gateway)
                 log.info("started %d worker thread(s) in this Django process", settings.workers)
             _current = (settings, gateway)
         return _current
