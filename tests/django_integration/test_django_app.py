@@ -396,3 +396,20 @@ def test_the_sandbox_conversation_shows_what_the_bot_answered(
 @pytest.mark.usefixtures("store_url")  # a token: not sandbox
 def test_the_sandbox_conversation_is_404_outside_sandbox() -> None:
     assert Client().get(f"/sandbox/conversations/{CONTACT}").status_code == 404
+
+
+def test_migrate_names_a_store_it_cannot_reach(
+    django_db_blocker: Any, settings: Any, tmp_path: Path
+) -> None:
+    from django.core.management import CommandError
+    from django.db import connections
+
+    settings.DATABASE_URL = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'store.db'}"
+    with django_db_blocker.unblock():
+        try:
+            with pytest.raises(CommandError) as raised:
+                call_command("migrate", verbosity=0)
+        finally:
+            connections.close_all()
+    assert "the WhatsApp gateway's store at sqlite:///" in str(raised.value)
+    assert "could not be migrated" in str(raised.value)

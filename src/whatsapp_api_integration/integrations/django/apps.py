@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from django.apps import AppConfig
+from django.core.management.base import CommandError
 from django.core.signals import setting_changed
 from django.db.models.signals import post_migrate
 
@@ -49,16 +50,23 @@ def migrate_store(
         database_alias_for_store,
         load_gateway_settings,
     )
+    from whatsapp_api_integration.settings import mask_database_url
     from whatsapp_api_integration.store import Store
 
     settings = load_gateway_settings()
     if using != (database_alias_for_store(settings) or DATABASE_ALIAS):
         return
-    store = Store(settings.database_url)
     try:
-        store.migrate()
-        _current, description = store.ready()
-    finally:
-        store.close()
+        store = Store(settings.database_url)
+        try:
+            store.migrate()
+            _current, description = store.ready()
+        finally:
+            store.close()
+    except Exception as error:
+        raise CommandError(
+            f"the WhatsApp gateway's store at {mask_database_url(settings.database_url)} "
+            f"could not be migrated: {error}"
+        ) from error
     if verbosity >= 1:
         (stdout or sys.stdout).write(f"  WhatsApp gateway store: {description}\n")
