@@ -19,7 +19,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from whatsapp_api_integration.integrations.django.conf import load_gateway_settings
+from whatsapp_api_integration.integrations.django.conf import NAMESPACE, load_gateway_settings
 from whatsapp_api_integration.settings import SETTING_NAMES, Settings, build_gateway
 
 if TYPE_CHECKING:
@@ -103,5 +103,5 @@ def close_gateway() -> None:
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     """Django's `setting_changed` receiver (override_settings, pytest-django's `settings`)."""
-    if setting in SETTING_NAMES or setting == "DATABASES":
+    if setting in SETTING_NAMES or setting in ("DATABASES", NAMESPACE):
         close_gateway()
