@@ -279,17 +279,23 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     # ---- operations ------------------------------------------------------------------------
     "PLAYGROUND": SettingDoc(
         "operations",
-        "Serve `/playground`, where you talk to the bot as a contact would.",
-        "Serve `/playground`, onde você conversa com o bot como um contato.",
+        "Serve `/playground`, where you talk to the bot as a contact would, and the operator "
+        "view `/ops/` (conversations, each message's path, dead letters). See "
+        "docs/playground.md.",
+        "Serve `/playground`, onde você conversa com o bot como um contato, e a visão do "
+        "operador `/ops/` (conversas, o caminho de cada mensagem, cartas mortas). Veja "
+        "docs/playground.pt-BR.md.",
         default_en="`true` in sandbox, else `false`",
         default_pt="`true` no sandbox, senão `false`",
     ),
     "ADMIN_TOKEN": SettingDoc(
         "operations",
-        "Required to open the operator views and the playground outside sandbox or from "
-        "another machine.",
-        "Exigido para abrir as telas de operação e o playground fora do sandbox ou de outra "
-        "máquina.",
+        "Required to open the operator view and the playground outside sandbox or from "
+        "another machine: as `Authorization: Bearer <token>` or on the sign-in form "
+        "(`/ops/login`).",
+        "Exigido para abrir a visão do operador e o playground fora do sandbox ou de outra "
+        "máquina: como `Authorization: Bearer <token>` ou no formulário de entrada "
+        "(`/ops/login`).",
     ),
     "LOG_FORMAT": SettingDoc(
         "operations",

@@ -952,17 +952,22 @@ class Store:
                 )
             )
 
-    def recent_contacts(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Contacts by their latest inbound message, newest first (the operator views)."""
+    def recent_contacts(self, limit: int = 50, *, window: int = 5000) -> list[dict[str, Any]]:
+        """Contacts by their latest inbound message, newest first (the operator views).
+
+        Only the latest `window` messages are looked at, so a page that polls this costs the
+        same on a store of millions; `messages` counts the contact's messages among them.
+        """
         m = inbound_messages
+        recent = select(m.c.id, m.c.contact_key).order_by(m.c.id.desc()).limit(window).subquery()
         latest = (
             select(
-                m.c.contact_key,
-                func.max(m.c.id).label("last_id"),
+                recent.c.contact_key,
+                func.max(recent.c.id).label("last_id"),
                 func.count().label("messages"),
             )
-            .group_by(m.c.contact_key)
-            .order_by(func.max(m.c.id).desc())
+            .group_by(recent.c.contact_key)
+            .order_by(func.max(recent.c.id).desc())
             .limit(limit)
             .subquery()
         )
