@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,26 +152,6 @@ def test_concurrent_claims_take_each_contacts_head_once(tmp_path: Path) -> None:
 
 
 # ---- PostgreSQL (optional) ------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1/test)")
-    schema = f"pipeline_test_{uuid.uuid4().hex[:10]}"
-    admin = Store(url).engine
-    with admin.begin() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    scoped = sqlalchemy.engine.make_url(url).update_query_dict(
-        {"options": f"-csearch_path={schema}"}
-    )
-    try:
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_postgresql_dedupes_and_claims_each_contacts_head_once(postgres_url: str) -> None:
