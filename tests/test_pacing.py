@@ -13,6 +13,7 @@ import pytest
 
 from fakes import (
     FakeGraph,
+    cloud_body,
     fake_graph_fixture,  # noqa: F401 (a fixture)
     messages_body,
     text_body,
@@ -264,3 +265,15 @@ def test_a_contacts_replies_keep_their_order_under_pacing(url: str, fake_graph: 
             body["text"]["body"] for body in fake_graph.message_bodies if body["to"] == wa_id
         ]
         assert to_contact == [f"{c}{n}-{k}" for n in range(3) for k in range(5)]
+
+
+def test_130429_in_a_webhooks_errors_pauses_the_number_too(url: str, fake_graph: FakeGraph) -> None:
+    gateway = _gateway(url, fake_graph, CallableBackend(lambda incoming: []), send_rate=80)
+    try:
+        body = cloud_body({"errors": [{"code": 130429, "title": "Rate limit hit"}]})
+        gateway.accept(body, {}, parse_webhook(body))
+        (bucket,) = gateway.store.send_buckets(rate=80, burst=80)
+    finally:
+        gateway.close()
+    assert bucket.key == KEY
+    assert bucket.tokens < 0  # the next send from this number waits about a second

@@ -28,7 +28,7 @@ from whatsapp_api_integration.core.identity import contact_key
 from whatsapp_api_integration.core.outbound import RenderOptions
 from whatsapp_api_integration.pipeline import metrics
 from whatsapp_api_integration.pipeline.lease import LeaseKeeper
-from whatsapp_api_integration.pipeline.pacing import PacedSender, Pacer
+from whatsapp_api_integration.pipeline.pacing import THROUGHPUT_REACHED, PacedSender, Pacer
 from whatsapp_api_integration.pipeline.worker import JobRunner
 from whatsapp_api_integration.providers import Sender
 from whatsapp_api_integration.store import (
@@ -189,6 +189,7 @@ class Gateway:
         if counts.duplicates:
             metrics.MESSAGES_DUPLICATE.inc(counts.duplicates)
         self._log_accepted(counts.body_id, events, counts.orphan_statuses, counts.duplicates)
+        self._pause_throttled_numbers(events)
         if counts.new_messages > counts.ignored:
             self.wake()
         return AcceptResult(
@@ -197,6 +198,19 @@ class Gateway:
             statuses=counts.statuses,
             ignored=counts.ignored,
         )
+
+    def _pause_throttled_numbers(self, events: Sequence[Event]) -> None:
+        """Meta may report 130429 (throughput reached) in a webhook's `value.errors` too:
+        every process then pauses its sends from that number (pipeline/pacing.py)."""
+        for event in events:
+            if not isinstance(event, WebhookError) or not event.phone_number_id:
+                continue
+            if any(error.code == THROUGHPUT_REACHED for error in event.errors):
+                key = f"{event.provider}:{event.phone_number_id}"
+                try:
+                    self.pacer.pause(key, 1.0)
+                except Exception as error:  # the body is stored; pacing is best effort
+                    logger.warning("could not pause sends from %s: %s", key, error)
 
     def _inbound_record(self, message: Message) -> InboundRecord:
         # Resolving payload references waits for the worker: here only whether the message
