@@ -277,3 +277,17 @@ def test_130429_in_a_webhooks_errors_pauses_the_number_too(url: str, fake_graph:
         gateway.close()
     assert bucket.key == KEY
     assert bucket.tokens < 0  # the next send from this number waits about a second
+
+
+def test_an_event_loop_takes_turns_from_the_same_bucket(stores: list[Store]) -> None:
+    import asyncio
+
+    pacer = Pacer(stores[0], rate=1, burst=2)
+    Pacer(stores[1], rate=1, burst=2).acquire(KEY)  # another process took one token
+
+    async def twice() -> list[float]:
+        return [await pacer.acquire_async(KEY) for _ in range(2)]
+
+    waits = asyncio.run(twice())
+    assert waits[0] == 0.0
+    assert 0 < waits[1] <= 1.0  # the burst was spent: the next turn is a second later

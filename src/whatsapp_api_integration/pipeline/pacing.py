@@ -95,26 +95,51 @@ class Pacer:
 
     def acquire(self, key: str) -> float:
         """Block until one message may be sent from `key`; the seconds waited."""
-        if not self.enabled:
+        if not self.enabled or self._from_stash(key):
             return 0.0
+        grant = self.buckets.take_send_tokens(key, self.batch, rate=self.rate, burst=self.burst)
+        self._keep_rest(key, grant)
+        if grant.wait > 0:
+            self._sleep(grant.wait)
+        return grant.wait
+
+    async def acquire_async(self, key: str) -> float:
+        """`acquire` for an event loop: the database call runs in a thread, the wait is
+        `asyncio.sleep`."""
+        import asyncio
+
+        if not self.enabled or self._from_stash(key):
+            return 0.0
+        grant = await asyncio.to_thread(
+            self.buckets.take_send_tokens, key, self.batch, rate=self.rate, burst=self.burst
+        )
+        self._keep_rest(key, grant)
+        if grant.wait > 0:
+            await asyncio.sleep(grant.wait)
+        return grant.wait
+
+    def _from_stash(self, key: str) -> bool:
+        """Spend a token this process took earlier, if one is left and still fresh."""
         with self._lock:
             stash = self._stash.get(key)
             if stash is not None and stash.tokens > 0 and self._clock() < stash.usable_until:
                 stash.tokens -= 1
-                return 0.0
-        grant = self.buckets.take_send_tokens(key, self.batch, rate=self.rate, burst=self.burst)
-        if grant.tokens > 1:
-            with self._lock:
-                usable_until = self._clock() + grant.wait + self.hold_seconds
-                stash = self._stash.get(key)
-                if stash is not None and self._clock() < stash.usable_until:
-                    stash.tokens += grant.tokens - 1
-                    stash.usable_until = usable_until
-                else:
-                    self._stash[key] = _Stash(grant.tokens - 1, usable_until)
-        if grant.wait > 0:
-            self._sleep(grant.wait)
-        return grant.wait
+                return True
+        return False
+
+    def _keep_rest(self, key: str, grant: Grant) -> None:
+        """Keep the tokens of a batch beyond the one spent now, for `hold_seconds`."""
+        if grant.tokens <= 1:
+            return
+        with self._lock:
+            now = self._clock()
+            usable_until = now + grant.wait + self.hold_seconds
+            stash = self._stash.get(key)
+            if stash is not None and now < stash.usable_until:
+                stash.tokens += grant.tokens - 1
+                stash.usable_until = usable_until
+            else:
+                self._stash[key] = _Stash(grant.tokens - 1, usable_until)
 
     def pause(self, key: str, seconds: float) -> None:
         """No process sends from `key` for `seconds`."""
