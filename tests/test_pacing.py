@@ -23,6 +23,7 @@ from whatsapp_api_integration.backends.callable_backend import CallableBackend
 from whatsapp_api_integration.core.events import Recipient
 from whatsapp_api_integration.core.inbound import parse_webhook
 from whatsapp_api_integration.core.outbound import OutgoingMessage, render
+from whatsapp_api_integration.pipeline import metrics
 from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
 from whatsapp_api_integration.pipeline.pacing import PacedSender, Pacer
 from whatsapp_api_integration.providers import SendError
@@ -142,6 +143,10 @@ def client(fake_graph: FakeGraph) -> Iterator[CloudApiClient]:
     client.close()
 
 
+def throttled(code: str) -> float:
+    return metrics.REGISTRY.get_sample_value("whatsapp_sends_throttled_total", {"code": code}) or 0
+
+
 def _text(body: str) -> OutgoingMessage:
     return render([{"text": body}]).messages[0]
 
@@ -150,6 +155,7 @@ def test_130429_pauses_the_number_for_everyone(
     stores: list[Store], fake_graph: FakeGraph, client: CloudApiClient
 ) -> None:
     fake_graph.script(FakeGraph.error(130429, "Rate limit hit", status=429))
+    throttled_before = throttled("130429")
     sleeps = Sleeps()
     pacer = Pacer(stores[0], rate=10, burst=10, sleep=sleeps)
     sender = PacedSender(client, pacer)
@@ -166,6 +172,7 @@ def test_130429_pauses_the_number_for_everyone(
     assert other_sleeps.asked
     assert other_sleeps.asked[0] >= 0.9
     assert fake_graph.texts() == ["um", "dois"]
+    assert throttled("130429") == throttled_before + 1  # whatsapp_sends_throttled_total
 
 
 def test_131056_delays_that_contact_only_and_more_each_time(

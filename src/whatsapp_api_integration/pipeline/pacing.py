@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from whatsapp_api_integration.pipeline import metrics
 from whatsapp_api_integration.providers import SendError, SendResult
 
 if TYPE_CHECKING:
@@ -210,7 +211,9 @@ class PacedSender:
     ) -> SendResult:
         key = f"{self.sender.provider}:{phone_number_id}"
         if self.pacer is not None:
-            self.pacer.acquire(key)
+            waited = self.pacer.acquire(key)
+            if self.pacer.enabled:
+                metrics.PACING_WAIT.observe(waited)
         if self.halt is not None and self.halt.is_set():
             raise SendError("not sent: this process is stopping", retryable=True)
         pair = f"{key}:{recipient.wa_id or recipient.user_id}"
@@ -221,8 +224,10 @@ class PacedSender:
                 result = self.sender.send(phone_number_id, message, recipient, reply_to=reply_to)
         except SendError as error:
             if error.code == THROUGHPUT_REACHED:
+                metrics.THROTTLED.labels(code=str(error.code)).inc()
                 self._throughput_reached(key, error)
             elif error.code == PAIR_RATE_LIMIT:
+                metrics.THROTTLED.labels(code=str(error.code)).inc()
                 self._pair_limited(pair, error)
             raise
         self._throughput.clear(key)
