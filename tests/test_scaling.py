@@ -29,6 +29,7 @@ from web_support import (
     ServerProcess,
     free_port,
     restore_logging,  # noqa: F401 (autouse fixture)
+    settings_for,
     text_body,
     wait_until,
 )
@@ -37,6 +38,7 @@ from whatsapp_api_integration.core.inbound import parse_webhook
 from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
 from whatsapp_api_integration.store import Store
 from whatsapp_api_integration.store.schema import inbound_messages, webhook_bodies
+from whatsapp_api_integration.web.app import create_app
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -365,6 +367,30 @@ def test_a_message_committed_after_a_later_one_waits_for_it(postgres_url: str) -
             assert list(ids) == ["wamid.first", "wamid.second"]
     finally:
         store.close()
+
+
+def test_readyz_on_postgresql_follows_the_database(tmp_path: Path, postgres_url: str) -> None:
+    """Ready while the schema is current; 503 with the reason when it is not (a database
+    restored from an old dump, or emptied); ready again once migrated."""
+    app = create_app(settings_for(tmp_path, DATABASE_URL=postgres_url), start_workers=False)
+    client = app.test_client()
+    gateway = app.extensions["whatsapp_gateway"].gateway
+    try:
+        assert client.get("/readyz").status_code == 200
+        with gateway.store.engine.begin() as connection:
+            versions = connection.execute(sqlalchemy.text("SELECT * FROM alembic_version")).all()
+            connection.execute(sqlalchemy.text("DELETE FROM alembic_version"))
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        assert "migrations not current" in (answer.json or {})["detail"]
+        with gateway.store.engine.begin() as connection:
+            for (version,) in versions:
+                connection.execute(
+                    sqlalchemy.text("INSERT INTO alembic_version VALUES (:v)"), {"v": version}
+                )
+        assert client.get("/readyz").status_code == 200
+    finally:
+        gateway.close()
 
 
 # ---- graceful stop (SQLite is enough: it is about one process) -------------------------------
