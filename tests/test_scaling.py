@@ -33,9 +33,11 @@ from web_support import (
     text_body,
     wait_until,
 )
+from whatsapp_api_integration.backends.callable_backend import CallableBackend
 from whatsapp_api_integration.backends.echo import EchoBackend
 from whatsapp_api_integration.core.inbound import parse_webhook
 from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
+from whatsapp_api_integration.providers.sandbox import SandboxSender
 from whatsapp_api_integration.store import Store
 from whatsapp_api_integration.store.schema import inbound_messages, webhook_bodies
 from whatsapp_api_integration.web.app import create_app
@@ -367,6 +369,29 @@ def test_a_message_committed_after_a_later_one_waits_for_it(postgres_url: str) -
             assert list(ids) == ["wamid.first", "wamid.second"]
     finally:
         store.close()
+
+
+def test_a_worker_process_hears_of_new_work_at_once(postgres_url: str) -> None:
+    """Idle workers look for work every `poll_interval_seconds` (30 s here); a web process's
+    NOTIFY wakes them at once, so the message is answered long before that."""
+    sandbox = SandboxSender()
+    answers = CallableBackend(lambda incoming: [{"text": f"ok {incoming.text}"}])
+    config = GatewayConfig(database_url=postgres_url, workers=1, poll_interval_seconds=30)
+    worker = Gateway(config, answers, {"cloud_api": sandbox})
+    web = feeder(postgres_url)
+    try:
+        worker.start()
+        listener = worker._listener
+        assert listener is not None
+        assert listener.listening.wait(10)
+        time.sleep(0.2)  # the worker thread has looked once and now waits
+        deliver(web, text_body("acorda", wamid="wamid.notify"))
+        answered = lambda: web.store.job_state("wamid.notify")["state"] == "answered"  # type: ignore[index]  # noqa: E731
+        assert wait_until(answered, timeout=10)
+        assert [item["body"]["text"]["body"] for item in sandbox.outbox] == ["ok acorda"]
+    finally:
+        worker.close()
+        web.close()
 
 
 def test_readyz_on_postgresql_follows_the_database(tmp_path: Path, postgres_url: str) -> None:

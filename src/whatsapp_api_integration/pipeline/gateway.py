@@ -38,6 +38,7 @@ from whatsapp_api_integration.store import (
     StatusRecord,
     Store,
 )
+from whatsapp_api_integration.store.listen import JobListener
 
 logger = logging.getLogger("whatsapp_api_integration.pipeline")
 
@@ -104,6 +105,7 @@ class Gateway:
         self.leases = LeaseKeeper(self.store, config.lease_seconds)
         self.pacer = Pacer(self.store, rate=config.send_rate, burst=config.send_burst)
         self._halt = threading.Event()  # set when stopping jobs that could not finish in time
+        self._listener: JobListener | None = None  # PostgreSQL: other processes' new work
         self._runner = JobRunner(
             store=self.store,
             backend=backend,
@@ -192,12 +194,20 @@ class Gateway:
         self._pause_throttled_numbers(events)
         if counts.new_messages > counts.ignored:
             self.wake()
+            self._announce_work()
         return AcceptResult(
             new_messages=counts.new_messages,
             duplicates=counts.duplicates,
             statuses=counts.statuses,
             ignored=counts.ignored,
         )
+
+    def _announce_work(self) -> None:
+        """Wake the worker processes listening on PostgreSQL (store/listen.py)."""
+        try:
+            self.store.announce_work()
+        except Exception as error:  # stored already; workers poll and will find it
+            logger.warning("could not notify worker processes of new work: %s", error)
 
     def _pause_throttled_numbers(self, events: Sequence[Event]) -> None:
         """Meta may report 130429 (throughput reached) in a webhook's `value.errors` too:
@@ -325,6 +335,10 @@ class Gateway:
             return
         self._stop.clear()
         self._halt.clear()
+        if self.config.workers > 0 and self._listener is None:
+            self._listener = self.store.job_listener(self.wake)
+            if self._listener is not None:
+                self._listener.start()
         for number in range(self.config.workers):
             thread = threading.Thread(
                 target=self.run_worker,
@@ -357,6 +371,9 @@ class Gateway:
                 released,
             )
         self.leases.stop()
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
         self._threads = []
 
     def close(self) -> None:
@@ -400,6 +417,7 @@ class Gateway:
         if replayed:
             logger.info("dead letter %d replayed", id)
             self.wake()
+            self._announce_work()
         return replayed
 
     def conversation(self, contact: str, limit: int = 50) -> list[dict[str, Any]]:

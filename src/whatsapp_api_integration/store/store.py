@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy import Float, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from whatsapp_api_integration.store import buckets, report
+from whatsapp_api_integration.store import buckets, listen, report
 from whatsapp_api_integration.store import engine as engines
 from whatsapp_api_integration.store.schema import (
     dead_letters,
@@ -779,6 +779,19 @@ class Store:
         """The queue, the work in flight and the send rate (`whatsapp-gateway status`)."""
         with self._read() as connection:
             return report.gather(connection, time.time(), rate=rate, burst=burst)
+
+    # ---- waking other processes (PostgreSQL) ----------------------------------------------
+
+    def announce_work(self) -> None:
+        """Tell listening worker processes that new work was stored (PostgreSQL; elsewhere
+        nothing: SQLite's processes share one machine and poll)."""
+        if self.dialect == "postgresql":
+            with self._write() as connection:
+                listen.notify(connection)
+
+    def job_listener(self, on_work: Callable[[], None]) -> listen.JobListener | None:
+        """A listener calling `on_work` when another process announces work (PostgreSQL)."""
+        return listen.JobListener(self.engine, on_work) if self.dialect == "postgresql" else None
 
     # ---- views ----------------------------------------------------------------------------
 
