@@ -88,7 +88,9 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self._stash: dict[str, _Stash] = {}
+        self._refilling: set[str] = set()
         self._lock = threading.Lock()
+        self._refilled = threading.Condition()
 
     @property
     def enabled(self) -> bool:
@@ -96,51 +98,69 @@ class Pacer:
 
     def acquire(self, key: str) -> float:
         """Block until one message may be sent from `key`; the seconds waited."""
-        if not self.enabled or self._from_stash(key):
+        if not self.enabled:
             return 0.0
-        grant = self.buckets.take_send_tokens(key, self.batch, rate=self.rate, burst=self.burst)
-        self._keep_rest(key, grant)
+        while True:
+            turn = self._turn(key)
+            if turn == "stash":
+                return 0.0
+            if turn == "refill":
+                break
+            with self._refilled:  # another thread is taking a batch: wait for it
+                self._refilled.wait(0.05)
+        grant = self._take(key)
         if grant.wait > 0:
             self._sleep(grant.wait)
         return grant.wait
 
     async def acquire_async(self, key: str) -> float:
-        """`acquire` for an event loop: the database call runs in a thread, the wait is
+        """`acquire` for an event loop: the database call runs in a thread, the waits are
         `asyncio.sleep`."""
         import asyncio
 
-        if not self.enabled or self._from_stash(key):
+        if not self.enabled:
             return 0.0
-        grant = await asyncio.to_thread(
-            self.buckets.take_send_tokens, key, self.batch, rate=self.rate, burst=self.burst
-        )
-        self._keep_rest(key, grant)
+        while True:
+            turn = self._turn(key)
+            if turn == "stash":
+                return 0.0
+            if turn == "refill":
+                break
+            await asyncio.sleep(0.002)
+        grant = await asyncio.to_thread(self._take, key)
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)
         return grant.wait
 
-    def _from_stash(self, key: str) -> bool:
-        """Spend a token this process took earlier, if one is left and still fresh."""
+    def _turn(self, key: str) -> str:
+        """'stash': a token this process took earlier was spent (still fresh); 'refill': the
+        caller takes the next batch from the database; 'wait': another thread is doing so.
+        One thread at a time refills a key, so the threads of a process that find the stash
+        empty together take one batch, not one each."""
         with self._lock:
             stash = self._stash.get(key)
             if stash is not None and stash.tokens > 0 and self._clock() < stash.usable_until:
                 stash.tokens -= 1
-                return True
-        return False
+                return "stash"
+            if key in self._refilling:
+                return "wait"
+            self._refilling.add(key)
+            return "refill"
 
-    def _keep_rest(self, key: str, grant: Grant) -> None:
-        """Keep the tokens of a batch beyond the one spent now, for `hold_seconds`."""
-        if grant.tokens <= 1:
-            return
-        with self._lock:
-            now = self._clock()
-            usable_until = now + grant.wait + self.hold_seconds
-            stash = self._stash.get(key)
-            if stash is not None and now < stash.usable_until:
-                stash.tokens += grant.tokens - 1
-                stash.usable_until = usable_until
-            else:
-                self._stash[key] = _Stash(grant.tokens - 1, usable_until)
+    def _take(self, key: str) -> Grant:
+        """Take a batch (one token of it for the caller), keep the rest for `hold_seconds`."""
+        try:
+            grant = self.buckets.take_send_tokens(key, self.batch, rate=self.rate, burst=self.burst)
+            if grant.tokens > 1:
+                with self._lock:
+                    usable_until = self._clock() + grant.wait + self.hold_seconds
+                    self._stash[key] = _Stash(grant.tokens - 1, usable_until)
+            return grant
+        finally:
+            with self._lock:
+                self._refilling.discard(key)
+            with self._refilled:
+                self._refilled.notify_all()
 
     def pause(self, key: str, seconds: float) -> None:
         """No process sends from `key` for `seconds`."""
