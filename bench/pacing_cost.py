@@ -13,10 +13,16 @@ One run on a shared machine: read the orders of magnitude.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy.engine import make_url
 
 from whatsapp_api_integration.pipeline.pacing import Pacer
 from whatsapp_api_integration.store import Store
@@ -38,6 +44,26 @@ class Counting:
         self.store.pause_sends(key, seconds, rate=rate, burst=burst)
 
 
+@contextlib.contextmanager
+def scratch(url: str | None) -> Iterator[str | None]:
+    """A PostgreSQL URL scoped to a schema made for this run (dropped after), so the bench
+    never writes into the database's own tables; other URLs as they are."""
+    if not url or not url.startswith("postgresql"):
+        yield url
+        return
+    schema = f"pacing_bench_{uuid.uuid4().hex[:8]}"
+    admin = Store(url).engine
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", help="database URL (default: a temporary SQLite file)")
@@ -46,8 +72,8 @@ def main() -> None:
     parser.add_argument("--permits", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        url = args.url or f"sqlite:///{Path(folder) / 'pacing.db'}"
+    with tempfile.TemporaryDirectory() as folder, scratch(args.url) as scoped:
+        url = scoped or f"sqlite:///{Path(folder) / 'pacing.db'}"
         store = Store(url)
         store.migrate()
         counting = Counting(store)
