@@ -371,6 +371,61 @@ def test_a_message_committed_after_a_later_one_waits_for_it(postgres_url: str) -
         store.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'order.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def written_at(wamid: str, timestamp: int, contact: str) -> bytes:
+    message = text_message(wamid, wamid, contact)
+    message["timestamp"] = str(timestamp)
+    return messages_body(message)
+
+
+def test_messages_whose_webhooks_came_out_of_order_are_answered_in_the_order_written(
+    database_url: str,
+) -> None:
+    gateway = feeder(database_url)
+    try:
+        deliver(gateway, written_at("wamid.second", 1750000200, "5561911111111"))
+        deliver(gateway, written_at("wamid.first", 1750000100, "5561911111111"))
+        first = gateway.store.claim("w", lease_seconds=60)
+        assert first is not None
+        assert first.wamid == "wamid.first"  # written first, though it arrived second
+        assert gateway.store.claim("w", lease_seconds=60) is None
+        assert gateway.store.finish(first)
+        second = gateway.store.claim("w", lease_seconds=60)
+        assert second is not None
+        assert second.wamid == "wamid.second"
+    finally:
+        gateway.close()
+
+
+def test_a_begun_message_finishes_before_an_earlier_written_one_that_came_late(
+    database_url: str,
+) -> None:
+    """Its replies may be half sent: nothing of the contact may start before it is done."""
+    gateway = feeder(database_url)
+    try:
+        deliver(gateway, written_at("wamid.begun", 1750000300, "5561922222222"))
+        begun = gateway.store.claim("w", lease_seconds=60)
+        assert begun is not None
+        assert gateway.store.retry_later(begun, 0.0, "Graph said 500")
+        deliver(gateway, written_at("wamid.late", 1750000100, "5561922222222"))
+        again = gateway.store.claim("w", lease_seconds=60)
+        assert again is not None
+        assert again.wamid == "wamid.begun"
+        assert gateway.store.finish(again)
+        late = gateway.store.claim("w", lease_seconds=60)
+        assert late is not None
+        assert late.wamid == "wamid.late"
+    finally:
+        gateway.close()
+
+
 def test_a_worker_process_hears_of_new_work_at_once(postgres_url: str) -> None:
     """Idle workers look for work every `poll_interval_seconds` (30 s here); a web process's
     NOTIFY wakes them at once, so the message is answered long before that."""
