@@ -530,6 +530,28 @@ def test_sigterm_past_the_grace_period_gives_the_job_back_at_once(
         rasa.close()
 
 
+def test_a_second_signal_gives_the_job_back_without_waiting(
+    tmp_path: Path, graph: FakeGraph, workers: list[WorkerProcess]
+) -> None:
+    rasa = FakeRasa(delay=10.0)
+    env = gateway_env(sqlite_url(tmp_path), graph, rasa, SHUTDOWN_GRACE_SECONDS="60")
+    gateway = feeder(sqlite_url(tmp_path))
+    try:
+        deliver(gateway, text_body("pare já", wamid="wamid.twice"))
+        worker = start_worker(workers, tmp_path, env)
+        assert wait_until(lambda: len(rasa.requests) >= 1, timeout=30), worker.log()
+        worker.signal(signal.SIGINT)
+        assert wait_until(lambda: "stopping; finishing" in worker.log(), timeout=10)
+        worker.signal(signal.SIGINT)
+        assert worker.wait(30) == 1, worker.log()
+        row = job_row(sqlite_url(tmp_path), "wamid.twice")
+        assert (row["state"], row["lease_owner"], row["attempts"]) == ("received", None, 0)
+        assert "given back to the queue" in worker.log()
+    finally:
+        gateway.close()
+        rasa.close()
+
+
 def test_sigterm_to_serve_finishes_the_job_in_hand(tmp_path: Path, graph: FakeGraph) -> None:
     rasa = FakeRasa(delay=2.0)
     env = gateway_env(sqlite_url(tmp_path), graph, rasa, WORKERS="1", SHUTDOWN_GRACE_SECONDS="30")

@@ -362,8 +362,7 @@ class Gateway:
             thread.join(max(0.0, deadline - time.monotonic()))
         late = [thread.name for thread in self._threads if thread.is_alive()]
         if late:
-            self._halt.set()
-            released = self.leases.release_all()
+            released = self.abandon()
             logger.warning(
                 "%s still working after %.1fs: %d job(s) released for another worker",
                 ", ".join(late),
@@ -375,6 +374,13 @@ class Gateway:
             self._listener.stop()
             self._listener = None
         self._threads = []
+
+    def abandon(self) -> int:
+        """Give every job in hand back to the queue now and start no further send (a stop
+        that cannot wait); how many jobs were released."""
+        self._stop.set()
+        self._halt.set()
+        return self.leases.release_all()
 
     def close(self) -> None:
         """Stop the workers, close the senders and the backend, release the database."""
