@@ -215,8 +215,17 @@ def worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    pacing = (
+        f"{settings.send_rate:g}/s burst {settings.send_burst}" if settings.send_rate else "off"
+    )
     log.info(
-        "worker: mode %s, backend %s, %d thread(s)", settings.mode, settings.answer_backend, threads
+        "worker: mode %s, backend %s, %d thread(s), lease %gs, grace %gs, pacing %s",
+        settings.mode,
+        settings.answer_backend,
+        threads,
+        settings.job_lease_seconds,
+        settings.shutdown_grace_seconds,
+        pacing,
     )
     gateway.start()
     while not stop.wait(1.0):
