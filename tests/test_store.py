@@ -171,3 +171,19 @@ def test_postgresql_dedupes_and_claims_each_contacts_head_once(postgres_url: str
         assert differences == []
     finally:
         gateway.close()
+
+
+def test_the_pool_holds_a_connection_per_thread_and_two_more() -> None:
+    from whatsapp_api_integration.store.engine import pool_size_for
+
+    assert pool_size_for(http_threads=8, worker_threads=4) == 14  # serve
+    assert pool_size_for(http_threads=8, worker_threads=0) == 10  # serve --no-worker
+    assert pool_size_for(http_threads=0, worker_threads=8) == 10  # worker
+
+
+def test_a_postgresql_store_keeps_the_pool_it_was_given(postgres_url: str) -> None:
+    store = Store(postgres_url, pool_size=5)
+    try:
+        assert (store.engine.pool.size(), store.engine.pool._max_overflow) == (5, 2)  # type: ignore[attr-defined]
+    finally:
+        store.close()
