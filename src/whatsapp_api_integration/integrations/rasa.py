@@ -41,7 +41,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -60,6 +60,7 @@ from whatsapp_api_integration.backends import BackendError
 from whatsapp_api_integration.core.signature import handshake_challenge
 from whatsapp_api_integration.pipeline.proactive import ProactiveSender
 from whatsapp_api_integration.settings import (
+    DEFAULT_ENV_FILES,
     SETTING_NAMES,
     Settings,
     SettingsError,
@@ -89,7 +90,10 @@ def _as_setting(value: Any) -> str:
 
 
 def channel_settings(
-    credentials: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
+    credentials: Mapping[str, Any] | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_files: Iterable[str] = DEFAULT_ENV_FILES,
 ) -> Settings:
     """The settings of the channel: its credentials.yml block, the environment for the rest.
 
@@ -109,7 +113,7 @@ def channel_settings(
     for key, value in credentials.items():
         if value is not None:
             layered[str(key).upper()] = _as_setting(value)
-    return load_settings(layered)
+    return load_settings(layered, env_files=env_files)
 
 
 # ---- output channels ------------------------------------------------------------------------
