@@ -6,8 +6,9 @@ an intent), and its custom actions, run by rasa_sdk's real `ActionExecutor` on a
 `Tracker`. Replies go out through the message's real output channel (`send_response`), as
 Rasa's `BotUttered` does. What it does not have is a trained NLU model: `/intent{json}` is
 parsed as Rasa's `RegexMessageHandler` parses it (no model involved there either), `/start N`
-as the example's NLU examples teach, a greeting by its words, anything else is
-`nlu_fallback`. A real model is the opt-in end-to-end run (RASA_E2E=1).
+as the example's NLU examples teach, a text equal to one of `data/nlu.yml`'s examples as that
+example's intent, anything else is `nlu_fallback`. A real model is the opt-in end-to-end run
+(RASA_E2E=1).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from rasa_sdk.executor import ActionExecutor
 
 _INTENT = re.compile(r"^/(?P<name>[\w-]+)(?P<entities>\{.*\})?\s*$", re.S)
 _START = re.compile(r"^/start\s+(?P<id>\d+)\s*$", re.I)
-_GREETINGS = ("oi", "olá", "ola", "bom dia", "boa tarde", "boa noite", "quero participar")
 
 
 class RulesAgent:
@@ -34,6 +34,14 @@ class RulesAgent:
         self.domain: dict[str, Any] = yaml.safe_load((project / "domain.yml").read_text("utf-8"))
         rules = yaml.safe_load((project / "data" / "rules.yml").read_text("utf-8"))["rules"]
         self.intents = set(self.domain["intents"])
+        nlu = yaml.safe_load((project / "data" / "nlu.yml").read_text("utf-8"))["nlu"]
+        self.examples = {
+            line.strip()[2:].strip().lower(): item["intent"]
+            for item in nlu
+            if "intent" in item
+            for line in item["examples"].splitlines()
+            if line.strip().startswith("- ") and "](" not in line
+        }
         self.rule_actions: dict[str, list[str]] = {}
         for rule in rules:
             steps = rule["steps"]
@@ -58,9 +66,8 @@ class RulesAgent:
         start = _START.match(text)
         if start:
             return "start", [{"entity": "conversation_id", "value": start.group("id")}]
-        if text.lower().strip("!. ") in _GREETINGS:
-            return "greet", []
-        return "nlu_fallback", []
+        intent = self.examples.get(text.lower())
+        return (intent, []) if intent else ("nlu_fallback", [])
 
     async def handle_message(self, message: UserMessage) -> None:
         self.received.append(message)

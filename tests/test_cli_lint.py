@@ -29,9 +29,9 @@ def test_the_example_bots_domain_lints_clean(capsys: pytest.CaptureFixture[str])
     code, out, _ = lint(capsys, str(EXAMPLE_DOMAIN))
     assert code == 0, out
     assert "0 problem(s)" in out
-    # Six answers to the age question: a note (a list is how WhatsApp shows them), not a problem.
-    assert "note: utter_ask_age_group[0]: 6 options, more than 3 reply buttons" in out
-    assert "(6 rows: Até 17 anos |" in out
+    # Five help options: a note (a list is how WhatsApp shows them), not a problem.
+    assert "note: utter_help[0]: 5 options, more than 3 reply buttons: sent as a list" in out
+    assert "(5 rows: Como participar | Como votar |" in out
 
 
 def test_each_reshaped_or_refused_response_is_reported(

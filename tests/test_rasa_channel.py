@@ -285,6 +285,24 @@ def test_the_example_flow_over_whatsapp(served: Served) -> None:
     assert served.agent.slots[f"+{wa_id}"]["age_group"] == "0"
 
 
+def test_the_help_menu_is_a_list_and_each_option_answers(served: Served) -> None:
+    wa_id = contact()
+    post(served, webhook_body(wa_id, text(wa_id, "ajuda")))
+    (menu,) = wait_for_replies(served, wa_id, 1)
+    assert menu["interactive"]["type"] == "list"
+    rows = menu["interactive"]["action"]["sections"][0]["rows"]
+    assert [row["id"] for row in rows] == [
+        "/help_start",
+        "/help_voting",
+        "/help_about",
+        "/help_privacy",
+        "/help_contact",
+    ]
+    post(served, webhook_body(wa_id, tap(wa_id, rows[1]["id"], rows[1]["title"], "list_reply")))
+    replies = wait_for_replies(served, wa_id, 2)
+    assert shown(replies[-1]).startswith("Para cada comentário, toque em Concordar")
+
+
 def test_one_contacts_messages_are_answered_in_order_and_once(served: Served) -> None:
     wa_id = contact()
     messages = [

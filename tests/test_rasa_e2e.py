@@ -181,3 +181,8 @@ def test_the_trained_example_bot_answers_over_whatsapp(bot: tuple[str, FakeGraph
     post(url, wa_id, {"type": "image", "image": {"id": "m1", "mime_type": "image/jpeg"}})
     assert wait_until(lambda: len(replies()) >= 6, timeout=120), replies()
     assert replies()[-1]["text"]["body"].startswith("Recebi seu arquivo")
+    post(url, wa_id, {"type": "text", "text": {"body": "ajuda"}})  # the trained NLU this time
+    assert wait_until(lambda: len(replies()) >= 7, timeout=120), replies()
+    menu = replies()[-1]["interactive"]
+    assert menu["type"] == "list"
+    assert len(menu["action"]["sections"][0]["rows"]) == 5

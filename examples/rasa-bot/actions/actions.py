@@ -41,6 +41,20 @@ VOTE_BUTTONS = [
     {"title": "Discordar", "payload": '/vote{"choice": "-1"}'},
     {"title": "Pular", "payload": '/vote{"choice": "0"}'},
 ]
+# Six answers: more than three reply buttons hold, so WhatsApp shows them as a list. Built
+# here, not in domain.yml: Rasa fills `{...}` in a domain response's payloads with slots and
+# logs an error for each `/intent{"entity": ...}` payload it cannot fill.
+AGE_BUTTONS = [
+    {"title": title, "payload": f'/inform_age{{"age_group": "{value}"}}'}
+    for title, value in (
+        ("Até 17 anos", "0-17"),
+        ("18 a 29 anos", "18-29"),
+        ("30 a 44 anos", "30-44"),
+        ("45 a 59 anos", "45-59"),
+        ("60 anos ou mais", "60+"),
+        ("Prefiro não dizer", "0"),
+    )
+]
 _START = re.compile(r"^\s*/start\s+(\S+)", re.IGNORECASE)
 
 
@@ -52,6 +66,13 @@ def utter_comment(
     dispatcher.utter_message(
         text=f"*{comments[index]}*\n\nO que você acha disso?\n\n{progress}",
         buttons=VOTE_BUTTONS,
+    )
+
+
+def ask_age_group(dispatcher: CollectingDispatcher) -> None:
+    dispatcher.utter_message(
+        text="Obrigado pelos seus votos! Para terminar, qual a sua faixa etária?",
+        buttons=AGE_BUTTONS,
     )
 
 
@@ -104,7 +125,7 @@ class ActionRegisterVote(Action):
         if index < len(conversation["comments"]):
             utter_comment(dispatcher, conversation, index)
         else:
-            dispatcher.utter_message(response="utter_ask_age_group")
+            ask_age_group(dispatcher)
         return [SlotSet("comment_index", index)]
 
 

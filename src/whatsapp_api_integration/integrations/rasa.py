@@ -321,6 +321,9 @@ class WhatsAppInput(InputChannel):
 
         @whatsapp.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
+            # 503 for the moment between Sanic listening and the store being open.
+            if self.gateway is None:
+                return response.text("starting", status=503)
             return response.text("ok")
 
         @whatsapp.route("/webhook", methods=["GET"])
