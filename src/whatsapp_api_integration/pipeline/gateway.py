@@ -27,6 +27,8 @@ from whatsapp_api_integration.core.events import Event, Message, Status, Unknown
 from whatsapp_api_integration.core.identity import contact_key
 from whatsapp_api_integration.core.outbound import RenderOptions
 from whatsapp_api_integration.pipeline import metrics
+from whatsapp_api_integration.pipeline.lease import LeaseKeeper
+from whatsapp_api_integration.pipeline.pacing import PacedSender, Pacer
 from whatsapp_api_integration.pipeline.worker import JobRunner
 from whatsapp_api_integration.providers import Sender
 from whatsapp_api_integration.store import (
@@ -53,6 +55,10 @@ class GatewayConfig:
     default_phone_number_id: str | None = None
     poll_interval_seconds: float = 0.5  # how often idle workers look for other processes' work
     mask_contacts: bool = False  # log contacts as 55619****4321 (MASK_CONTACTS)
+    send_rate: float = 80.0  # messages a second per sending number, all processes (0 = off)
+    send_burst: int = 80
+    shutdown_grace_seconds: float = 10.0  # stop(): wait this long for jobs in hand
+    pool_size: int | None = None  # database connections (None: the store's default)
 
 
 @dataclass(frozen=True)
@@ -97,19 +103,24 @@ class Gateway:
         self.config = config
         self.backend = backend
         self.senders = dict(senders)
-        self.store = store if store is not None else Store(config.database_url)
+        self.store = (
+            store if store is not None else Store(config.database_url, pool_size=config.pool_size)
+        )
         self.store.migrate()
         self._wakeup = threading.Condition()
         self._generation = 0
         self._next_due: float | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.leases = LeaseKeeper(self.store, config.lease_seconds)
+        self.pacer = Pacer(self.store, rate=config.send_rate, burst=config.send_burst)
+        self._halt = threading.Event()  # set when stopping jobs that could not finish in time
         # Told of each reply WhatsApp reports as failed (e.g. to tell the bot); must not block.
         self.on_failed_reply: Callable[[FailedReply], None] | None = None
         self._runner = JobRunner(
             store=self.store,
             backend=backend,
-            senders=self.senders,
+            senders=self._paced(self.senders),
             br_ninth_digit=config.br_ninth_digit,
             render_options=config.render_options,
             max_attempts=config.max_attempts,
@@ -130,6 +141,17 @@ class Gateway:
                 return float("nan")
 
         metrics.track_queue_depth(queue_depth)
+
+    def _paced(self, senders: Mapping[str, Sender]) -> dict[str, Sender]:
+        """Every send goes through `PacedSender` (pacing/pacing.py); a sandbox's is not paced."""
+        from whatsapp_api_integration.providers.sandbox import SandboxSender
+
+        return {
+            name: PacedSender(
+                sender, None if isinstance(sender, SandboxSender) else self.pacer, halt=self._halt
+            )
+            for name, sender in senders.items()
+        }
 
     def show_contact(self, key: str) -> str:
         return mask_contact(key) if self.config.mask_contacts else key
@@ -160,6 +182,7 @@ class Gateway:
                         timestamp=event.timestamp,
                         recipient_id=event.recipient_id or event.recipient_user_id,
                         errors=tuple(dataclasses.asdict(error) for error in event.errors),
+                        request_id=event.request_id,
                     )
                 )
             elif isinstance(event, (WebhookError, Unknown)):
@@ -313,7 +336,8 @@ class Gateway:
                 self._idle(seen, stop_event)
                 continue
             try:
-                self._runner.work(job)
+                with self.leases.holding(job):
+                    self._runner.work(job)
             except Exception:  # the store failed while recording an outcome: keep the thread
                 logger.exception("job %s (wamid %s): outcome not recorded", job.id, job.wamid)
                 stop_event.wait(self.config.poll_interval_seconds)
@@ -323,6 +347,7 @@ class Gateway:
         if self._threads:
             return
         self._stop.clear()
+        self._halt.clear()
         for number in range(self.config.workers):
             thread = threading.Thread(
                 target=self.run_worker,
@@ -333,19 +358,28 @@ class Gateway:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Let in-flight jobs finish and the threads end. A job still running at the timeout
-        keeps its lease until it expires, then another worker takes it back."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Claim no more jobs and let the jobs in hand finish, for up to `timeout` seconds
+        (default: `shutdown_grace_seconds`). Jobs still running then are released: back in
+        the queue at once for another worker, and this process's threads send nothing more."""
+        timeout = self.config.shutdown_grace_seconds if timeout is None else timeout
         self._stop.set()
         with self._wakeup:
             self._wakeup.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                logger.warning(
-                    "%s still working after %.1fs; its job will be taken back", thread.name, timeout
-                )
+        late = [thread.name for thread in self._threads if thread.is_alive()]
+        if late:
+            self._halt.set()
+            released = self.leases.release_all()
+            logger.warning(
+                "%s still working after %.1fs: %d job(s) released for another worker",
+                ", ".join(late),
+                timeout,
+                released,
+            )
+        self.leases.stop()
         self._threads = []
 
     def close(self) -> None:
@@ -365,7 +399,8 @@ class Gateway:
             job = self.store.claim(owner, self.config.lease_seconds)
             if job is None:
                 break
-            self._runner.work(job)
+            with self.leases.holding(job):
+                self._runner.work(job)
             worked += 1
         return worked
 
