@@ -30,7 +30,7 @@ pytest.importorskip("rasa_sdk", reason="needs rasa_sdk (run by scripts/check-ras
 from rasa.core.channels.channel import register
 from sanic import Sanic
 
-from fakes import FakeGraph
+from fakes import FakeGraph, FakeRasaApi
 from rasa_rules_agent import RulesAgent
 from web_support import (
     APP_SECRET,
@@ -67,6 +67,7 @@ class Served:
     channel: WhatsAppInput
     rest: GatewayRestInput
     graph: FakeGraph
+    rasa_api: FakeRasaApi
 
     def run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
@@ -76,6 +77,7 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("rasa-channel")
     graph = FakeGraph(token=GRAPH_TOKEN)
+    rasa_api = FakeRasaApi()  # Rasa's own HTTP API, told of failed deliveries
     settings = channel_settings(
         {
             "wpp_verify_token": VERIFY_TOKEN,
@@ -86,6 +88,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "database_url": f"sqlite:///{tmp / 'channel.db'}",
             "workers": 2,
             "rasa_timeout": 20,
+            "rasa_url": rasa_api.url,
+            "rasa_failed_delivery_intent": "whatsapp_delivery_failed",
         },
         environ={},
         env_files=(),
@@ -119,12 +123,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
     assert channel.gateway is not None, "after_server_start did not start the channel"
     try:
-        yield Served(f"http://127.0.0.1:{port}", loop, agent, channel, rest, graph)
+        yield Served(f"http://127.0.0.1:{port}", loop, agent, channel, rest, graph, rasa_api)
     finally:
         asyncio.run_coroutine_threadsafe(stop(server), loop).result(60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         graph.close()
+        rasa_api.close()
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -444,6 +449,44 @@ def test_a_refused_proactive_send_is_raised_to_rasa(served: Served) -> None:
     assert isinstance(output, WhatsAppOutput)
     with pytest.raises(Exception, match="131026"):
         served.run(output.send_text_message(f"+{wa_id}", "olá"))
+
+
+def test_a_failed_reply_reaches_the_bot_and_its_answer_the_contact(served: Served) -> None:
+    wa_id = contact()
+    post(served, webhook_body(wa_id, text(wa_id, "oi")))
+    wait_for_replies(served, wa_id, 1)
+    gateway = served.channel.gateway
+    assert gateway is not None
+    (reply,) = [e for e in gateway.store.conversation(wa_id) if e["direction"] == "out"]
+    served.rasa_api.trigger_answer = (
+        200,
+        {"messages": [{"recipient_id": f"+{wa_id}", "text": "Não consegui te responder antes."}]},
+    )
+    status = {
+        "id": reply["wamid"],
+        "status": "failed",
+        "timestamp": "1750000001",
+        "recipient_id": wa_id,
+        "errors": [{"code": 131026, "title": "Message undeliverable"}],
+    }
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
+        "statuses": [status],
+    }
+    document = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "0", "changes": [{"field": "messages", "value": value}]}],
+    }
+    assert post(served, json.dumps(document).encode()).status_code == 200
+    notifier = gateway.on_failed_reply
+    assert notifier is not None
+    notifier.join()  # type: ignore[attr-defined]
+    trigger = served.rasa_api.triggers[-1]
+    assert trigger.path == f"/conversations/%2B{wa_id}/trigger_intent"
+    assert trigger.json["name"] == "whatsapp_delivery_failed"
+    assert trigger.json["entities"]["whatsapp_error_code"] == 131026
+    assert shown(sent_to(served, wa_id)[-1]) == "Não consegui te responder antes."
 
 
 # ---- the gateway's REST channel ------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from fakes import FakeGraph, FakeRasa, Recorded, cloud_body, status_body, text_body
+from fakes import FakeGraph, FakeRasaApi, cloud_body, status_body, text_body
 from web_support import (
     APP_SECRET,
     PHONE_NUMBER_ID,
@@ -37,29 +37,6 @@ CONTACT = "5561987654321"
 TEMPLATE = {"type": "template", "template": {"name": "retomar", "language": {"code": "pt_BR"}}}
 
 
-class FakeRasaApi(FakeRasa):
-    """Rasa with `--enable-api`: the REST channel plus trigger_intent, which answers with
-    what the bot says (no output_channel given: Rasa collects and returns them)."""
-
-    def __init__(self) -> None:
-        self.trigger_answer: tuple[int, Any] = (
-            200,
-            {"tracker": {}, "messages": [{"recipient_id": "+" + CONTACT, "custom": TEMPLATE}]},
-        )
-        super().__init__()
-
-    @property
-    def triggers(self) -> list[Recorded]:
-        with self.lock:
-            return [r for r in self.requests if "/trigger_intent" in r.path]
-
-    def handle(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:
-        if "/trigger_intent" in request.path:
-            status, document = self.trigger_answer
-            return status, document, {}
-        return super().handle(request)
-
-
 @pytest.fixture
 def graph() -> Iterator[FakeGraph]:
     server = FakeGraph(token=GRAPH_TOKEN)
@@ -69,7 +46,7 @@ def graph() -> Iterator[FakeGraph]:
 
 @pytest.fixture
 def rasa() -> Iterator[FakeRasaApi]:
-    server = FakeRasaApi()
+    server = FakeRasaApi([{"recipient_id": "+" + CONTACT, "custom": TEMPLATE}])
     yield server
     server.close()
 
