@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -231,6 +232,24 @@ def test_from_credentials_builds_the_channel_rasa_registers() -> None:
     assert isinstance(channel, WhatsAppInput)
     assert channel.name() == "whatsapp"
     assert isinstance(channel.get_output_channel(), WhatsAppOutput)
+
+
+def test_secrets_stay_out_of_rasas_logs(caplog: pytest.LogCaptureFixture) -> None:
+    token = "rasa-auth-token-for-log-test-99"
+    WhatsAppInput(channel_settings({"rasa_api_token": token}, environ={}, env_files=()))
+    caplog.set_level(logging.INFO)
+    logging.getLogger("httpx").info(
+        'HTTP Request: POST http://rasa/conversations/%%2B55/trigger_intent?token=%s "200"', token
+    )
+    access = logging.getLogger("sanic.access")
+    access.info(
+        "", extra={"request": "GET /webhooks/whatsapp/webhook?hub.verify_token=v3ry-s3cret&x=1"}
+    )
+    assert token not in caplog.text
+    assert "trigger_intent?token=****" in caplog.text
+    assert [r.__dict__["request"] for r in caplog.records if r.name == "sanic.access"] == [
+        "GET /webhooks/whatsapp/webhook?hub.verify_token=****&x=1"
+    ]
 
 
 # ---- the webhook ------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from sanic.response import HTTPResponse
 
 from whatsapp_api_integration.backends import BackendError
 from whatsapp_api_integration.core.signature import handshake_challenge
+from whatsapp_api_integration.logging_setup import RedactingFilter, Redactor
 from whatsapp_api_integration.pipeline.proactive import ProactiveSender
 from whatsapp_api_integration.settings import (
     DEFAULT_ENV_FILES,
@@ -235,6 +236,23 @@ class _RedactVerifyToken(logging.Filter):
         return True
 
 
+def _protect_logs(settings: Settings) -> None:
+    """Rasa owns logging in its process; keep our secrets out of it all the same.
+
+    httpx logs each request's URL, and Rasa's API takes its token in the query string
+    (`?token=`, failed deliveries); Sanic's access log has Meta's `hub.verify_token`."""
+    redactor = Redactor(settings.secrets(), mask_contacts=settings.mask_contacts)
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactingFilter) for f in httpx_logger.filters):
+        httpx_logger.addFilter(RedactingFilter(redactor))
+    access = logging.getLogger("sanic.access")
+    if not any(isinstance(f, _RedactVerifyToken) for f in access.filters):
+        access.addFilter(_RedactVerifyToken())
+    # Alembic narrates every migration check at INFO; only its warnings are news here.
+    alembic = logging.getLogger("alembic")
+    alembic.setLevel(max(alembic.getEffectiveLevel(), logging.WARNING))
+
+
 class WhatsAppInput(InputChannel):
     """WhatsApp (Cloud API or SERPRO) as a Rasa input channel, on the gateway's pipeline."""
 
@@ -252,6 +270,7 @@ class WhatsAppInput(InputChannel):
         self.proactive: ProactiveSender | None = None
         self.backend = RasaAgentBackend(timeout=self.settings.rasa_timeout, deliver=self._deliver)
         self._lock = threading.Lock()
+        _protect_logs(self.settings)
         for warning in self.settings.warnings:
             logger.warning(warning)
         if self.settings.workers == 0:
@@ -308,7 +327,6 @@ class WhatsAppInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         whatsapp = Blueprint("whatsapp_webhook", inspect.getmodule(self).__name__)  # type: ignore[union-attr]
-        logging.getLogger("sanic.access").addFilter(_RedactVerifyToken())
 
         @whatsapp.listener("after_server_start")
         async def start_workers(app: Any, loop: asyncio.AbstractEventLoop) -> None:
