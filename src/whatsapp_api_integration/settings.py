@@ -208,6 +208,11 @@ class Settings:
             missing.append(
                 "SERPRO_WEBHOOK_TOKEN: without it SERPRO's webhook calls are not authenticated"
             )
+        if self.serpro_configured and not self.rasa_webhook_url:
+            missing.append(
+                "RASA_WEBHOOK_URL: the public webhook URL `whatsapp-gateway serpro webhook "
+                "register` registers at SERPRO"
+            )
         if self.playground and not self.sandbox and not self.admin_token:
             missing.append("ADMIN_TOKEN: the playground is on outside sandbox")
         return missing

@@ -109,9 +109,26 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     "SERPRO_WEBHOOK_TOKEN": SettingDoc(
         "serpro",
         "Registered at SERPRO as the webhook's `jwtToken`; when set, SERPRO's webhook calls "
-        "must carry `Authorization: Bearer <it>`, or they get 401.",
+        "must carry `Authorization: Bearer <it>` (or the bare token), or they get 401.",
         "Registrado no SERPRO como `jwtToken` do webhook; quando definido, as chamadas do "
-        "SERPRO ao webhook precisam de `Authorization: Bearer <ele>`, senão recebem 401.",
+        "SERPRO ao webhook precisam de `Authorization: Bearer <ele>` (ou o token puro), senão "
+        "recebem 401.",
+    ),
+    "SERPRO_WEBHOOK_FORM": SettingDoc(
+        "serpro",
+        "How `whatsapp-gateway serpro webhook register` registers the webhook: `json` "
+        '(`{"uri", "jwtToken"}`, the only form that carries SERPRO_WEBHOOK_TOKEN) or `text` '
+        "(the bare URL as `text/plain`, the original project's form).",
+        "Como `whatsapp-gateway serpro webhook register` cadastra o webhook: `json` "
+        '(`{"uri", "jwtToken"}`, a única forma que leva o SERPRO_WEBHOOK_TOKEN) ou `text` '
+        "(a URL pura como `text/plain`, a forma do projeto original).",
+    ),
+    "SERPRO_MARK_READ_PATH": SettingDoc(
+        "serpro",
+        "SERPRO's mark-as-read path under `/client/{id}/v2` (sources disagree; the other "
+        "one seen is `/requisicao/informacao-de-leitura`).",
+        'O caminho de "marcar como lida" do SERPRO em `/client/{id}/v2` (as fontes '
+        "divergem; o outro visto é `/requisicao/informacao-de-leitura`).",
     ),
     "RASA_WEBHOOK_URL": SettingDoc(
         "serpro",
@@ -249,17 +266,23 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     # ---- operations ------------------------------------------------------------------------
     "PLAYGROUND": SettingDoc(
         "operations",
-        "Serve `/playground`, where you talk to the bot as a contact would.",
-        "Serve `/playground`, onde você conversa com o bot como um contato.",
+        "Serve `/playground`, where you talk to the bot as a contact would, and the operator "
+        "view `/ops/` (conversations, each message's path, dead letters). See "
+        "docs/playground.md.",
+        "Serve `/playground`, onde você conversa com o bot como um contato, e a visão do "
+        "operador `/ops/` (conversas, o caminho de cada mensagem, cartas mortas). Veja "
+        "docs/playground.pt-BR.md.",
         default_en="`true` in sandbox, else `false`",
         default_pt="`true` no sandbox, senão `false`",
     ),
     "ADMIN_TOKEN": SettingDoc(
         "operations",
-        "Required to open the operator views and the playground outside sandbox or from "
-        "another machine.",
-        "Exigido para abrir as telas de operação e o playground fora do sandbox ou de outra "
-        "máquina.",
+        "Required to open the operator view and the playground outside sandbox or from "
+        "another machine: as `Authorization: Bearer <token>` or on the sign-in form "
+        "(`/ops/login`).",
+        "Exigido para abrir a visão do operador e o playground fora do sandbox ou de outra "
+        "máquina: como `Authorization: Bearer <token>` ou no formulário de entrada "
+        "(`/ops/login`).",
     ),
     "LOG_FORMAT": SettingDoc(
         "operations",

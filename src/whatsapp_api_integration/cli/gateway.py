@@ -140,6 +140,10 @@ def serve(args: argparse.Namespace) -> int:
         max(1, args.processes),
         max(1, args.threads),
     )
+    if settings.playground:
+        from whatsapp_api_integration.web.playground import startup_banner
+
+        print(startup_banner(args.host, args.port, settings), flush=True)
     server.serve(
         target_loader=functools.partial(load_app_for_server, worker_threads, max(1, args.threads)),
         wrap_loader=False,

@@ -335,14 +335,15 @@ class Store:
     ) -> str | None:
         """'matched', 'orphan', or None for a status already stored."""
         o = outbound_messages
-        current = connection.execute(
-            select(o.c.id, o.c.status, o.c.wamid).where(o.c.wamid == status.wamid)
-        ).first()
-        if current is None and status.request_id:
-            # SERPRO answers a send with its request id only; the wamid first shows up here.
+        columns = (o.c.id, o.c.status, o.c.wamid, o.c.request_id)
+        current = connection.execute(select(*columns).where(o.c.wamid == status.wamid)).first()
+        request_ids = [i for i in (status.request_id, status.wamid) if i]
+        if current is None and status.provider == "serpro" and request_ids:
+            # SERPRO answers a send with its request id only; the wamid first shows up in a
+            # status, beside idRequisicao (or, in one third-party reading, as the status id).
             current = connection.execute(
-                select(o.c.id, o.c.status, o.c.wamid)
-                .where(o.c.provider == status.provider, o.c.request_id == status.request_id)
+                select(*columns)
+                .where(o.c.provider == "serpro", o.c.request_id.in_(request_ids))
                 .order_by(o.c.id)
             ).first()
         values = {
@@ -361,7 +362,7 @@ class Store:
         if current is None:
             return "orphan"
         values = {}
-        if current.wamid is None:
+        if current.wamid is None and status.wamid != current.request_id:
             values["wamid"] = status.wamid
         if _STATUS_RANK.get(status.status, 0) >= _STATUS_RANK.get(current.status or "", 0):
             values["status"] = status.status
@@ -951,17 +952,22 @@ class Store:
                 )
             )
 
-    def recent_contacts(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Contacts by their latest inbound message, newest first (the operator views)."""
+    def recent_contacts(self, limit: int = 50, *, window: int = 5000) -> list[dict[str, Any]]:
+        """Contacts by their latest inbound message, newest first (the operator views).
+
+        Only the latest `window` messages are looked at, so a page that polls this costs the
+        same on a store of millions; `messages` counts the contact's messages among them.
+        """
         m = inbound_messages
+        recent = select(m.c.id, m.c.contact_key).order_by(m.c.id.desc()).limit(window).subquery()
         latest = (
             select(
-                m.c.contact_key,
-                func.max(m.c.id).label("last_id"),
+                recent.c.contact_key,
+                func.max(recent.c.id).label("last_id"),
                 func.count().label("messages"),
             )
-            .group_by(m.c.contact_key)
-            .order_by(func.max(m.c.id).desc())
+            .group_by(recent.c.contact_key)
+            .order_by(func.max(recent.c.id).desc())
             .limit(limit)
             .subquery()
         )
