@@ -27,6 +27,7 @@ PAIRS = [
     ("docs/deployment.md", "docs/deployment.pt-BR.md"),
     ("docs/core-api.md", "docs/core-api.pt-BR.md"),
     ("docs/serpro.md", "docs/serpro.pt-BR.md"),
+    ("docs/rasa.md", "docs/rasa.pt-BR.md"),
 ]
 # Pages whose relative links must all lead to a file of the repository.
 LINKED_PAGES = sorted({page for pair in PAIRS for page in pair}) + [

@@ -167,6 +167,32 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "Segundos que uma chamada ao backend pode levar antes de contar como falha (e ser "
         "tentada de novo).",
     ),
+    "RASA_FAILED_DELIVERY_INTENT": SettingDoc(
+        "bot",
+        "Intent triggered in the contact's Rasa conversation when WhatsApp reports a reply as "
+        "failed (e.g. 131047, outside the 24-hour window), with the error as entities; what "
+        "the bot answers is sent to the contact. Needs `RASA_URL` (Rasa with `--enable-api`). "
+        "Off when unset. See docs/rasa.md.",
+        "Intent disparada na conversa do contato no Rasa quando o WhatsApp informa que uma "
+        "resposta falhou (p. ex. 131047, fora da janela de 24 horas), com o erro como "
+        "entidades; o que o bot responder é enviado ao contato. Precisa de `RASA_URL` (Rasa com "
+        "`--enable-api`). Desligada quando vazia. Veja docs/rasa.pt-BR.md.",
+    ),
+    "RASA_API_TOKEN": SettingDoc(
+        "bot",
+        "Rasa's `--auth-token`, sent as `?token=` to Rasa's HTTP API (failed deliveries).",
+        "O `--auth-token` do Rasa, enviado como `?token=` à API HTTP do Rasa (entregas que "
+        "falharam).",
+    ),
+    "PROACTIVE_TOKEN": SettingDoc(
+        "bot",
+        "Bearer token of `POST /webhooks/whatsapp/proactive`, where Rasa's gateway channel "
+        "(`GatewayRestInput`) posts what the bot sends on its own (reminders, `trigger_intent`). "
+        "The endpoint is off (404) when unset.",
+        "Token (bearer) de `POST /webhooks/whatsapp/proactive`, para onde o canal do gateway no "
+        "Rasa (`GatewayRestInput`) envia o que o bot manda por conta própria (lembretes, "
+        "`trigger_intent`). Sem ele o endpoint fica desligado (404).",
+    ),
     # ---- store and workers -----------------------------------------------------------------
     "DATABASE_URL": SettingDoc(
         "store",
