@@ -215,17 +215,31 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     ),
     "JOB_LEASE_SECONDS": SettingDoc(
         "store",
-        "How long a worker holds a job before another may take it back (a worker that died). "
-        "Must be longer than `RASA_TIMEOUT`.",
-        "Por quanto tempo um worker segura uma tarefa antes que outro possa retomá-la (um "
-        "worker que morreu). Precisa ser maior que `RASA_TIMEOUT`.",
+        "How long a job stays with a worker that stopped renewing it (it died) before another "
+        "takes it back; live workers renew it every third of it.",
+        "Por quanto tempo uma tarefa fica com um worker que parou de renová-la (morreu) antes "
+        "que outro a retome; workers vivos a renovam a cada terço desse tempo.",
+    ),
+    "SHUTDOWN_GRACE_SECONDS": SettingDoc(
+        "store",
+        "On SIGTERM, how long jobs in hand may take to finish; the rest go back to the queue "
+        "at once, not counted as an attempt.",
+        "No SIGTERM, quanto tempo as tarefas em andamento podem levar para terminar; as demais "
+        "voltam à fila na hora, sem contar como tentativa.",
+    ),
+    "DATABASE_POOL_SIZE": SettingDoc(
+        "store",
+        "Database connections each process keeps.",
+        "Conexões com o banco que cada processo mantém.",
+        default_en="one per HTTP and worker thread, plus 2",
+        default_pt="uma por thread HTTP e de worker, mais 2",
     ),
     "SEND_RATE": SettingDoc(
         "store",
         "Messages per second per sending number, shared by every process (Meta's default "
-        "throughput is 80).",
+        "throughput is 80). `0` turns pacing off.",
         "Mensagens por segundo por número remetente, somando todos os processos (a vazão "
-        "padrão da Meta é 80).",
+        "padrão da Meta é 80). `0` desliga o controle de ritmo.",
     ),
     "SEND_BURST": SettingDoc(
         "store",
