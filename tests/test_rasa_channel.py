@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ pytest.importorskip("rasa_sdk", reason="needs rasa_sdk (run by scripts/check-ras
 from rasa.core.channels.channel import register
 from sanic import Sanic
 
+from fake_serpro import CLIENT_ID, CLIENT_SECRET, WABA_ID, FakeSerpro, text_envelope
 from fakes import FakeGraph, FakeRasaApi
 from rasa_rules_agent import RulesAgent
 from web_support import (
@@ -58,6 +60,7 @@ EXAMPLE = REPO_ROOT / "examples" / "rasa-bot"
 WEBHOOK = "/webhooks/whatsapp/webhook"
 GRAPH_TOKEN = "graph-token-for-rasa-tests-0001"
 PROACTIVE_TOKEN = "proactive-token-for-tests-0001"
+SERPRO_WEBHOOK_TOKEN = "serpro-webhook-token-for-rasa-tests"
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Served:
     rest: GatewayRestInput
     graph: FakeGraph
     rasa_api: FakeRasaApi
+    serpro: FakeSerpro
 
     def run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
@@ -79,6 +83,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("rasa-channel")
     graph = FakeGraph(token=GRAPH_TOKEN)
     rasa_api = FakeRasaApi()  # Rasa's own HTTP API, told of failed deliveries
+    serpro = FakeSerpro(clock=time.time)
     settings = channel_settings(
         {
             "wpp_verify_token": VERIFY_TOKEN,
@@ -91,6 +96,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "rasa_timeout": 20,
             "rasa_url": rasa_api.url,
             "rasa_failed_delivery_intent": "whatsapp_delivery_failed",
+            "serpro_client_id": CLIENT_ID,
+            "serpro_client_secret": CLIENT_SECRET,
+            "serpro_waba_id": WABA_ID,
+            "serpro_api_base_url": serpro.url,
+            "serpro_webhook_token": SERPRO_WEBHOOK_TOKEN,
         },
         environ={},
         env_files=(),
@@ -124,13 +134,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
     assert channel.gateway is not None, "after_server_start did not start the channel"
     try:
-        yield Served(f"http://127.0.0.1:{port}", loop, agent, channel, rest, graph, rasa_api)
+        yield Served(
+            f"http://127.0.0.1:{port}", loop, agent, channel, rest, graph, rasa_api, serpro
+        )
     finally:
         asyncio.run_coroutine_threadsafe(stop(server), loop).result(60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         graph.close()
         rasa_api.close()
+        serpro.close()
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -349,6 +362,28 @@ def test_one_contacts_messages_are_answered_in_order_and_once(served: Served) ->
     assert served.channel.gateway is not None
     assert wait_until(lambda: served.channel.gateway.store.queue_depth() == 0, timeout=30)
     assert len(sent_to(served, wa_id)) == 4  # the redelivered body was not answered again
+
+
+def test_a_serpro_contact_is_answered_through_serpro(served: Served) -> None:
+    wa_id = contact()
+    body = json.dumps(text_envelope(f"wamid.{uuid.uuid4().hex}", "/start 2", wa_id)).encode()
+    headers = {"Content-Type": "application/json"}
+    assert httpx.post(f"{served.url}{WEBHOOK}", content=body, headers=headers).status_code == 401
+    headers["Authorization"] = f"Bearer {SERPRO_WEBHOOK_TOKEN}"
+    assert httpx.post(f"{served.url}{WEBHOOK}", content=body, headers=headers).status_code == 200
+
+    def sends() -> list[Any]:
+        return [c for c in served.serpro.sends if c.json.get("destinatario") == f"+{wa_id}"]
+
+    assert wait_until(lambda: len(sends()) >= 2, timeout=60), served.serpro.sends
+    intro, comment = sends()[:2]
+    assert intro.kind == "requisicao/mensagem/texto"
+    assert intro.json["body"] == "Olá, Maria! Vamos participar da conversa *Cultura na praça*."
+    assert comment.kind == "requisicao/mensagem/interativa-botoes"
+    assert [b["titulo"] for b in comment.json["buttons"]] == ["Concordar", "Discordar", "Pular"]
+    assert sent_to(served, wa_id) == []  # nothing through the Cloud API
+    message = next(m for m in served.agent.received if m.sender_id == f"+{wa_id}")
+    assert message.metadata["provider"] == "serpro"
 
 
 def test_media_reaches_rasa_as_an_intent_with_its_metadata(served: Served) -> None:
