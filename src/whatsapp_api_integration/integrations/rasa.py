@@ -10,7 +10,7 @@
 
 Any setting of DESIGN §3, in lower case; the environment (then `.env`, `variables.env`)
 fills in what the block leaves out. It serves `GET|POST /webhooks/whatsapp/webhook` and the
-health route `GET /webhooks/whatsapp/`. The webhook is the gateway's own (`web.webhook.receive`:
+health route `GET /webhooks/whatsapp/`. The webhook is the gateway's own (`web.intake.receive`:
 handshake, signature, store before the 200), run in a thread so the database never blocks
 Rasa's event loop. The gateway's worker threads then work the stored messages in this same
 process, with Rasa itself as the backend: each message becomes a `UserMessage` handed to Rasa
@@ -68,7 +68,7 @@ from whatsapp_api_integration.settings import (
     build_gateway,
     load_settings,
 )
-from whatsapp_api_integration.web.webhook import Answer, kept_headers, receive
+from whatsapp_api_integration.web.intake import Answer, kept_headers, receive
 
 if TYPE_CHECKING:
     from whatsapp_api_integration.core.contract import IncomingMessage
