@@ -27,7 +27,9 @@ PAIRS = [
     ("docs/deployment.md", "docs/deployment.pt-BR.md"),
     ("docs/core-api.md", "docs/core-api.pt-BR.md"),
     ("docs/serpro.md", "docs/serpro.pt-BR.md"),
+    ("docs/rasa.md", "docs/rasa.pt-BR.md"),
     ("docs/django.md", "docs/django.pt-BR.md"),
+    ("docs/scaling.md", "docs/scaling.pt-BR.md"),
     ("docs/playground.md", "docs/playground.pt-BR.md"),
 ]
 # Pages whose relative links must all lead to a file of the repository.

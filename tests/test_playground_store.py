@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from fakes import messages_body, text_body, text_message
-from test_store import postgres_url  # noqa: F401  (fixture)
 from whatsapp_api_integration.core.inbound import parse_webhook
 from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
 from whatsapp_api_integration.store import StatusRecord

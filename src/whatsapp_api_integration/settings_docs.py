@@ -169,27 +169,29 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     ),
     "RASA_FAILED_DELIVERY_INTENT": SettingDoc(
         "bot",
-        "When set, a reply WhatsApp reports as failed (131047 outside the 24-hour window, "
-        "131026 …) is told to Rasa as this intent through its HTTP API (`rasa run "
-        "--enable-api`), with the error as entities; what the bot answers is sent as a "
-        "proactive message (a template, say). Off when unset.",
-        "Quando definida, uma resposta que o WhatsApp informa como falha (131047 fora da "
-        "janela de 24 horas, 131026 …) é comunicada ao Rasa como esta intent pela API HTTP "
-        "dele (`rasa run --enable-api`), com o erro como entidades; o que o bot responder é "
-        "enviado como mensagem proativa (um template, por exemplo). Desligada quando vazia.",
+        "Intent triggered in the contact's Rasa conversation when WhatsApp reports a reply as "
+        "failed (e.g. 131047, outside the 24-hour window), with the error as entities; what "
+        "the bot answers is sent to the contact. Needs `RASA_URL` (Rasa with `--enable-api`). "
+        "Off when unset. See docs/rasa.md.",
+        "Intent disparada na conversa do contato no Rasa quando o WhatsApp informa que uma "
+        "resposta falhou (p. ex. 131047, fora da janela de 24 horas), com o erro como "
+        "entidades; o que o bot responder é enviado ao contato. Precisa de `RASA_URL` (Rasa com "
+        "`--enable-api`). Desligada quando vazia. Veja docs/rasa.pt-BR.md.",
     ),
     "RASA_API_TOKEN": SettingDoc(
         "bot",
-        "Rasa's `--auth-token`, for the calls to its HTTP API (`RASA_FAILED_DELIVERY_INTENT`).",
-        "O `--auth-token` do Rasa, para as chamadas à API HTTP dele "
-        "(`RASA_FAILED_DELIVERY_INTENT`).",
+        "Rasa's `--auth-token`, sent as `?token=` to Rasa's HTTP API (failed deliveries).",
+        "O `--auth-token` do Rasa, enviado como `?token=` à API HTTP do Rasa (entregas que "
+        "falharam).",
     ),
     "PROACTIVE_TOKEN": SettingDoc(
         "bot",
-        "Bearer token of `POST /webhooks/whatsapp/proactive`, where the bot (Rasa's output "
-        "channel, a script) sends messages on its own. The route answers 404 while unset.",
-        "Token bearer do `POST /webhooks/whatsapp/proactive`, por onde o bot (o output channel "
-        "do Rasa, um script) envia mensagens por conta própria. A rota responde 404 sem ele.",
+        "Bearer token of `POST /webhooks/whatsapp/proactive`, where Rasa's gateway channel "
+        "(`GatewayRestInput`) posts what the bot sends on its own (reminders, `trigger_intent`). "
+        "The endpoint is off (404) when unset.",
+        "Token (bearer) de `POST /webhooks/whatsapp/proactive`, para onde o canal do gateway no "
+        "Rasa (`GatewayRestInput`) envia o que o bot manda por conta própria (lembretes, "
+        "`trigger_intent`). Sem ele o endpoint fica desligado (404).",
     ),
     # ---- store and workers -----------------------------------------------------------------
     "DATABASE_URL": SettingDoc(
@@ -198,13 +200,6 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "(`postgresql+psycopg://user:password@host/db`) for several processes or machines.",
         "URL SQLAlchemy do banco: um arquivo SQLite, ou PostgreSQL "
         "(`postgresql+psycopg://usuario:senha@host/banco`) para vários processos ou máquinas.",
-    ),
-    "DATABASE_POOL_SIZE": SettingDoc(
-        "store",
-        "PostgreSQL connections each process keeps open.",
-        "Conexões com o PostgreSQL que cada processo mantém abertas.",
-        default_en="HTTP threads + `WORKERS` + 2",
-        default_pt="threads HTTP + `WORKERS` + 2",
     ),
     "WORKERS": SettingDoc(
         "store",
@@ -220,25 +215,31 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     ),
     "JOB_LEASE_SECONDS": SettingDoc(
         "store",
-        "Lease of a claimed job. A live process renews it every third of this; when a process "
-        "dies, another worker takes its jobs back once their lease expires.",
-        "Concessão de uma tarefa pega por um worker. Um processo vivo a renova a cada terço "
-        "desse tempo; quando um processo morre, outro worker retoma as tarefas dele quando a "
-        "concessão expira.",
+        "How long a job stays with a worker that stopped renewing it (it died) before another "
+        "takes it back; live workers renew it every third of it.",
+        "Por quanto tempo uma tarefa fica com um worker que parou de renová-la (morreu) antes "
+        "que outro a retome; workers vivos a renovam a cada terço desse tempo.",
     ),
     "SHUTDOWN_GRACE_SECONDS": SettingDoc(
         "store",
-        "On SIGTERM, how long a process waits for the jobs in hand to finish before it "
-        "releases them to other workers.",
-        "No SIGTERM, quanto tempo um processo espera as tarefas em mãos terminarem antes de "
-        "liberá-las para outros workers.",
+        "On SIGTERM, how long jobs in hand may take to finish; the rest go back to the queue "
+        "at once, not counted as an attempt.",
+        "No SIGTERM, quanto tempo as tarefas em andamento podem levar para terminar; as demais "
+        "voltam à fila na hora, sem contar como tentativa.",
+    ),
+    "DATABASE_POOL_SIZE": SettingDoc(
+        "store",
+        "Database connections each process keeps.",
+        "Conexões com o banco que cada processo mantém.",
+        default_en="one per HTTP and worker thread, plus 2",
+        default_pt="uma por thread HTTP e de worker, mais 2",
     ),
     "SEND_RATE": SettingDoc(
         "store",
         "Messages per second per sending number, shared by every process (Meta's default "
-        "throughput is 80). 0: no pacing.",
+        "throughput is 80). `0` turns pacing off.",
         "Mensagens por segundo por número remetente, somando todos os processos (a vazão "
-        "padrão da Meta é 80). 0: sem cadência.",
+        "padrão da Meta é 80). `0` desliga o controle de ritmo.",
     ),
     "SEND_BURST": SettingDoc(
         "store",

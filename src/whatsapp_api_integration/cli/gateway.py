@@ -191,7 +191,8 @@ def _register_worker(subparsers: argparse._SubParsersAction[Any]) -> None:
 def worker(args: argparse.Namespace) -> int:
     """Work jobs with WORKERS threads (at least one) until SIGTERM or SIGINT, then let the
     jobs in hand finish for up to SHUTDOWN_GRACE_SECONDS; jobs still running then are given
-    back to the queue, for another worker to take at once."""
+    back to the queue, for another worker to take at once. A second signal gives them back
+    at once."""
     import dataclasses
 
     from whatsapp_api_integration.store.engine import pool_size_for
@@ -205,14 +206,30 @@ def worker(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
 
+    log = logging.getLogger(__name__)
+
     def request_stop(signum: int, frame: object) -> None:
-        stop.set()
+        if not stop.is_set():
+            stop.set()
+            return
+        # A second signal (Ctrl-C twice): do not wait for the jobs in hand.
+        released = gateway.abandon()
+        log.warning("worker: stopping now; %d job(s) given back to the queue", released)
+        raise SystemExit(1)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    log = logging.getLogger(__name__)
+    pacing = (
+        f"{settings.send_rate:g}/s burst {settings.send_burst}" if settings.send_rate else "off"
+    )
     log.info(
-        "worker: mode %s, backend %s, %d thread(s)", settings.mode, settings.answer_backend, threads
+        "worker: mode %s, backend %s, %d thread(s), lease %gs, grace %gs, pacing %s",
+        settings.mode,
+        settings.answer_backend,
+        threads,
+        settings.job_lease_seconds,
+        settings.shutdown_grace_seconds,
+        pacing,
     )
     gateway.start()
     while not stop.wait(1.0):

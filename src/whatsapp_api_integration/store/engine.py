@@ -44,8 +44,8 @@ def _sqlalchemy_2() -> bool:
 
 def pool_size_for(http_threads: int, worker_threads: int) -> int:
     """Connections one process needs: each HTTP thread and each worker thread holds at most
-    one, for one short transaction; plus the lease keeper and one spare."""
-    return max(1, http_threads) + max(0, worker_threads) + 2
+    one, for one short transaction; plus the lease keeper and (PostgreSQL) the job listener."""
+    return max(0, http_threads) + max(0, worker_threads) + 2
 
 
 def create_store_engine(

@@ -10,15 +10,27 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    Float,
+    and_,
+    bindparam,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from whatsapp_api_integration.store import buckets, report
+from whatsapp_api_integration.store import buckets, listen, report
 from whatsapp_api_integration.store import engine as engines
 from whatsapp_api_integration.store.schema import (
     dead_letters,
@@ -819,6 +831,19 @@ class Store:
         with self._read() as connection:
             return report.gather(connection, time.time(), rate=rate, burst=burst)
 
+    # ---- waking other processes (PostgreSQL) ----------------------------------------------
+
+    def announce_work(self) -> None:
+        """Tell listening worker processes that new work was stored (PostgreSQL; elsewhere
+        nothing: SQLite's processes share one machine and poll)."""
+        if self.dialect == "postgresql":
+            with self._write() as connection:
+                listen.notify(connection)
+
+    def job_listener(self, on_work: Callable[[], None]) -> listen.JobListener | None:
+        """A listener calling `on_work` when another process announces work (PostgreSQL)."""
+        return listen.JobListener(self.engine, on_work) if self.dialect == "postgresql" else None
+
     # ---- views ----------------------------------------------------------------------------
 
     def queue_depth(self) -> int:
@@ -1009,21 +1034,58 @@ class Store:
         return found
 
 
+def _started(table: Any) -> Any:
+    """A message some worker began: tried before, or its backend answer is kept."""
+    return or_(table.c.attempts > 0, table.c.responses.isnot(None))
+
+
+def _written(table: Any) -> Any:
+    """When the contact wrote the message: WhatsApp's timestamp, else when it arrived."""
+    return func.coalesce(table.c.timestamp, table.c.received_at)
+
+
+def _goes_before(other: Any, started: Any, written: Any, message_id: Any) -> Any:
+    """Whether the waiting message `other` of the same contact goes before the message whose
+    `started`, `written` and `id` are given (columns or values).
+
+    A message already begun finishes before any other starts (its replies may be half sent),
+    begun ones by arrival; the others go in the order the contact wrote them (WhatsApp's
+    timestamp, equal ones by arrival), so two messages whose webhooks came out of order are
+    still answered in order when both are waiting. This is a total order: the first message
+    of a contact is never held back by another.
+    """
+    other_started = _started(other)
+    other_written = _written(other)
+    return or_(
+        and_(other_started, or_(~started, other.c.id < message_id)),
+        and_(
+            ~other_started,
+            ~started,
+            or_(
+                other_written < written,
+                and_(other_written == written, other.c.id < message_id),
+            ),
+        ),
+    )
+
+
 def _claim_queries(*, for_update: bool) -> tuple[Any, ...]:
     """The queries `Store.claim` tries in turn, built once (`:now` bound at each call).
 
     Each walks an index in id order and stops at its first hit: leases that expired (rare),
-    then messages that wait and are due, whose contact has no earlier message waiting and no
-    message in flight. "In flight" counts later messages too: on PostgreSQL a message may
-    commit after a later one of its contact (ids are drawn before commit), and the later one
-    may already be in flight when the earlier one appears.
+    then messages that wait and are due, whose contact has no message that goes before them
+    waiting (`_goes_before`) and no message in flight. "In flight" counts later messages too:
+    on PostgreSQL a message may commit after a later one of its contact (ids are drawn before
+    commit), and the later one may already be in flight when the earlier one appears.
     """
     m = inbound_messages
     other = inbound_messages.alias("other")
     same_contact = and_(other.c.contact_key == m.c.contact_key, other.c.id != m.c.id)
     in_flight_elsewhere = select(other.c.id).where(same_contact, other.c.state == "processing")
     waiting_before = select(other.c.id).where(
-        same_contact, other.c.id < m.c.id, other.c.state == "received"
+        same_contact,
+        other.c.state == "received",
+        _goes_before(other, _started(m), _written(m), m.c.id),
     )
     now = bindparam("now", type_=Float)
     queries = []
@@ -1062,7 +1124,15 @@ def _contact_still_free(connection: Connection, row: RowMapping) -> bool:
     other = inbound_messages
     blocking = other.c.state == "processing"
     if row["state"] == "received":
-        blocking = or_(blocking, and_(other.c.state == "received", other.c.id < row["id"]))
+        started = true() if row["attempts"] > 0 or row["responses"] is not None else false()
+        written = row["timestamp"] if row["timestamp"] is not None else row["received_at"]
+        blocking = or_(
+            blocking,
+            and_(
+                other.c.state == "received",
+                _goes_before(other, started, literal(float(written)), literal(row["id"])),
+            ),
+        )
     blocker = connection.execute(
         select(other.c.id)
         .where(other.c.contact_key == row["contact_key"], other.c.id != row["id"], blocking)

@@ -33,7 +33,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from whatsapp_api_integration.core.signature import sign
-from whatsapp_api_integration.web import webhook
+from whatsapp_api_integration.web import intake
 from whatsapp_api_integration.web.playground import access, views
 
 if TYPE_CHECKING:
@@ -343,7 +343,7 @@ def _webhook_document(settings: Settings, value: dict[str, Any]) -> dict[str, An
     }
 
 
-def _post_webhook(settings: Settings, document: dict[str, Any]) -> webhook.Answer:
+def _post_webhook(settings: Settings, document: dict[str, Any]) -> intake.Answer:
     """Through the webhook exactly as the provider's POST would go: signed with the app secret
     (Cloud API), or with SERPRO's bearer token, when they are set."""
     body = json.dumps(document, ensure_ascii=False).encode()
@@ -352,8 +352,8 @@ def _post_webhook(settings: Settings, document: dict[str, Any]) -> webhook.Answe
         if settings.serpro_webhook_token:
             headers["Authorization"] = f"Bearer {settings.serpro_webhook_token}"
     elif settings.wpp_app_secret:
-        headers[webhook.SIGNATURE_HEADER] = sign(body, settings.wpp_app_secret)
-    return webhook.receive(body, headers, settings, _gateway())
+        headers[intake.SIGNATURE_HEADER] = sign(body, settings.wpp_app_secret)
+    return intake.receive(body, headers, settings, _gateway())
 
 
 @blueprint.post("/playground/api/messages")
