@@ -184,6 +184,14 @@ def test_compose_rasa_uses_the_shipped_channels_and_actions(compose: dict[str, A
     assert services["rasa-actions"]["command"][:2] == ["run", "actions"]
 
 
+def test_compose_default_bot_is_the_example_bot(compose: dict[str, Any]) -> None:
+    [project_volume, _] = compose["services"]["rasa"]["volumes"]
+    default = project_volume.split(":-", 1)[1].split("}", 1)[0]
+    bot = ROOT / default
+    for name in ("domain.yml", "config.yml", "data", "actions"):
+        assert (bot / name).exists(), f"{default}/{name}: compose's default bot is incomplete"
+
+
 def test_rasa_image_adds_the_package_to_rasa_36() -> None:
     text = (ROOT / "deploy/rasa/Dockerfile").read_text("utf-8")
     assert "ARG RASA_IMAGE=rasa/rasa:3.6." in text
