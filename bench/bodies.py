@@ -35,7 +35,9 @@ def body(index: int, contacts: int, run: str) -> bytes:
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
-        "contacts": [{"profile": {"name": f"Contato {contact}"}, "wa_id": sender, "user_id": user_id}],
+        "contacts": [
+            {"profile": {"name": f"Contato {contact}"}, "wa_id": sender, "user_id": user_id}
+        ],
         "messages": [
             {
                 "from": sender,

@@ -55,7 +55,8 @@ class Target:
     name: str
     kind: str  # bare | sync | pywa | gateway
     server: str  # granian | gunicorn
-    split: bool = False  # gateway: `serve --no-worker` + `worker` processes
+    split: bool = False  # gateway: `serve --no-worker` + `worker` (nice 10) processes
+    postgres: bool = False  # gateway: on PostgreSQL (S4 only)
 
     @property
     def label(self) -> str:
@@ -70,6 +71,7 @@ TARGETS = (
     Target("gateway (granian)", "gateway", "granian"),
     Target("gateway (gunicorn)", "gateway", "gunicorn"),
     Target("gateway split (granian)", "gateway", "granian", split=True),
+    Target("gateway split, PostgreSQL (granian)", "gateway", "granian", split=True, postgres=True),
 )
 APP_MODULES = {"bare": "bench.apps.bare:app", "sync": "bench.apps.sync_gateway:app"}
 APP_MODULES["pywa"] = "bench.apps.pywa_echo:app"
@@ -198,7 +200,8 @@ def serving(
             serve += ["--threads", str(THREADS)]
             commands.append([*serve, "--no-worker"] if target.split else serve)
             if target.split:
-                commands.append([str(BIN / "whatsapp-gateway"), "worker"])
+                # The webhook first: the worker takes the CPU the web process leaves.
+                commands.append(["nice", "-n", "10", str(BIN / "whatsapp-gateway"), "worker"])
         else:
             commands.append(
                 gunicorn(port, "whatsapp_api_integration.web.app:create_app()", options)
@@ -286,14 +289,15 @@ def gunicorn(port: int, module: str, options: Options) -> list[str]:
 
 @contextlib.contextmanager
 def profiling(pids: list[int], name: str, options: Options) -> Iterator[None]:
-    if options.profile is None or not shutil.which("py-spy"):
+    spy = shutil.which("py-spy") or str(BIN / "py-spy")
+    if options.profile is None or not Path(spy).exists():
         yield
         return
     options.profile.mkdir(parents=True, exist_ok=True)
     spies = []
     for pid in pids:
         out = options.profile / f"{name}-{pid}.txt"
-        command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--rate", "250"]
+        command = [spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "250"]
         command += ["--format", "raw", "--output", str(out), "--nonblocking"]
         spies.append(
             subprocess.Popen(
@@ -305,11 +309,11 @@ def profiling(pids: list[int], name: str, options: Options) -> Iterator[None]:
     try:
         yield
     finally:
-        for spy in spies:
-            spy.send_signal(signal.SIGINT)
-        for spy in spies:
+        for recorder in spies:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in spies:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                spy.wait(30)
+                recorder.wait(30)
 
 
 # ---- scenarios -----------------------------------------------------------------------------
@@ -346,10 +350,13 @@ def ack(target: Target, fakes: Fakes, options: Options, folder: Path) -> dict[st
     fakes.reset(0.0)
     estimate = int(options.seconds * 15000) if options.tool == "wrk" else 20000
     requests = bodies.write_requests(folder / "s1.txt", max(estimate, 1000), CONTACTS)
-    with serving(target, fakes, options, workers=options.workers, database_url=None) as (
-        url,
-        pids,
-    ), profiling(pids, f"S1-{slug(target)}", options):
+    with (
+        serving(target, fakes, options, workers=options.workers, database_url=None) as (
+            url,
+            pids,
+        ),
+        profiling(pids, f"S1-{slug(target)}", options),
+    ):
         load = run_load(
             url,
             requests,
@@ -386,10 +393,13 @@ def end_to_end(
     fakes.reset(delay)
     requests = bodies.write_requests(folder / "e2e.txt", messages, CONTACTS)
     scenario = "S3" if delay else "S2"
-    with serving(target, fakes, options, workers=workers, database_url=database_url) as (
-        url,
-        pids,
-    ), profiling(pids, f"{scenario}-{slug(target)}", options):
+    with (
+        serving(target, fakes, options, workers=workers, database_url=database_url) as (
+            url,
+            pids,
+        ),
+        profiling(pids, f"{scenario}-{slug(target)}", options),
+    ):
         started = time.perf_counter()
         load = run_load(
             url,
@@ -462,10 +472,18 @@ def fake_ceilings(fakes: Fakes, options: Options, folder: Path) -> dict[str, flo
         return {}
     ceilings = {}
     for name, url, path, body in (
-        ("fake Graph", fakes.graph, f"/v23.0/{bodies.PHONE_NUMBER_ID}/messages",
-         '{"messaging_product":"whatsapp","to":"5561900000000","type":"text","text":{"body":"x"}}'),
-        ("fake Rasa", fakes.rasa, "/webhooks/rest/webhook",
-         '{"sender":"+5561900000000","message":"x"}'),
+        (
+            "fake Graph",
+            fakes.graph,
+            f"/v23.0/{bodies.PHONE_NUMBER_ID}/messages",
+            '{"messaging_product":"whatsapp","to":"5561900000000","type":"text","text":{"body":"x"}}',
+        ),
+        (
+            "fake Rasa",
+            fakes.rasa,
+            "/webhooks/rest/webhook",
+            '{"sender":"+5561900000000","message":"x"}',
+        ),
     ):
         script = folder / "ceiling.lua"
         script.write_text(
@@ -525,38 +543,52 @@ def run(options: Options) -> dict[str, Any]:
         for name, rate in ceilings.items():
             print(f"  ceiling {name}: {rate:.0f} requests/s", flush=True)
         for target in targets:
-            if "S1" in options.scenarios and not target.split:
+            if "S1" in options.scenarios and not target.postgres:
                 record(options, "S1", target, ack(target, fakes, options, folder))
         for target in targets:
-            if target.kind == "bare" or target.split:
+            if target.kind == "bare" or target.postgres:
                 continue
             if "S2" in options.scenarios:
                 figures = end_to_end(
-                    target, fakes, options, folder,
-                    messages=options.messages, delay=0.0, workers=options.workers,
+                    target,
+                    fakes,
+                    options,
+                    folder,
+                    messages=options.messages,
+                    delay=0.0,
+                    workers=options.workers,
                 )
                 record(options, "S2", target, figures)
         for target in targets:
-            if target.kind == "bare" or target.split:
+            if target.kind == "bare" or target.postgres:
                 continue
             if "S3" in options.scenarios:
                 figures = end_to_end(
-                    target, fakes, options, folder,
-                    messages=options.slow_messages, delay=options.bot_delay,
+                    target,
+                    fakes,
+                    options,
+                    folder,
+                    messages=options.slow_messages,
+                    delay=options.bot_delay,
                     workers=options.slow_workers,
                 )
                 record(options, "S3", target, figures)
         postgres = options.postgres or os.environ.get("TEST_DATABASE_URL")
         if "S4" in options.scenarios:
-            split = [t for t in targets if t.split]
+            split = [t for t in targets if t.postgres]
             if not postgres:
                 print("skipped S4: no PostgreSQL (set TEST_DATABASE_URL or --postgres)")
             for target in split if postgres else []:
                 assert postgres is not None
                 with postgres_schema(postgres) as database_url:
                     figures = end_to_end(
-                        target, fakes, options, folder,
-                        messages=options.messages, delay=0.0, workers=options.workers,
+                        target,
+                        fakes,
+                        options,
+                        folder,
+                        messages=options.messages,
+                        delay=0.0,
+                        workers=options.workers,
                         database_url=database_url,
                     )
                 record(options, "S4", target, figures)
@@ -612,7 +644,10 @@ def table(report: dict[str, Any]) -> str:
             (r for r in results if r["scenario"] == scenario and r["target"] == kind_name), None
         )
 
-    lines = ["| scenario | target | figures | ratio to bare | ratio to sync design |", "|---|---|---|---|---|"]
+    lines = [
+        "| scenario | target | figures | ratio to bare | ratio to sync design |",
+        "|---|---|---|---|---|",
+    ]
     for entry in results:
         scenario, name = entry["scenario"], entry["target"]
         server = "gunicorn" if "gunicorn" in name else "granian"
@@ -676,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         options.seconds, options.messages, options.slow_messages = 1.0, 200, 100
         options.bot_delay, options.connections, options.slow_workers = 0.05, 8, 16
-    print(f"load tool: {options.tool}; server on CPU {SERVER_CPU}, load and fakes on CPU {LOAD_CPU}")
+    print(f"load tool: {options.tool}; server on CPU {SERVER_CPU}, load and fakes on {LOAD_CPU}")
     report = run(options)
     print()
     print(table(report))

@@ -44,3 +44,10 @@ def test_no_extra_pulls_pydantic_2_or_rasa(pyproject: dict[str, Any]) -> None:
     }
     assert "rasa" not in names
     assert "pydantic" not in names
+
+
+def test_the_bench_group_repeats_the_bench_extra(pyproject: dict[str, Any]) -> None:
+    assert (
+        pyproject["dependency-groups"]["bench"]
+        == pyproject["project"]["optional-dependencies"]["bench"]
+    )

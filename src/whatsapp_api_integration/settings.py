@@ -47,6 +47,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "RASA_URL",
     "RASA_TIMEOUT",
     "DATABASE_URL",
+    "STORE_FLUSH",
     "WORKERS",
     "MAX_ATTEMPTS",
     "JOB_LEASE_SECONDS",
@@ -118,6 +119,7 @@ class Settings:
     rasa_url: str | None = None
     rasa_timeout: float = 30.0
     database_url: str = "sqlite:///whatsapp_gateway.db"
+    store_flush: str = "webhooks"  # which commits wait for the disk: all, webhooks, none
     workers: int = 4
     max_attempts: int = 8
     job_lease_seconds: float = 120.0
@@ -427,6 +429,9 @@ def load_settings(
             "RASA_TIMEOUT", 30.0, _positive_number, "a number of seconds > 0"
         ),
         database_url=database_url,
+        store_flush=reader.parsed(
+            "STORE_FLUSH", "webhooks", _choice("all", "webhooks", "none"), "all, webhooks or none"
+        ),
         workers=reader.parsed("WORKERS", 4, _whole(0), "a whole number ≥ 0"),
         max_attempts=reader.parsed("MAX_ATTEMPTS", 8, _whole(1), "a whole number ≥ 1"),
         job_lease_seconds=reader.parsed(
@@ -482,6 +487,7 @@ def build_gateway(settings: Settings) -> Gateway:
 
     config = GatewayConfig(
         database_url=settings.database_url,
+        store_flush=settings.store_flush,
         workers=settings.workers,
         max_attempts=settings.max_attempts,
         br_ninth_digit=settings.br_ninth_digit,

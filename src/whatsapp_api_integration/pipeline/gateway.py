@@ -43,6 +43,7 @@ logger = logging.getLogger("whatsapp_api_integration.pipeline")
 @dataclass(frozen=True)
 class GatewayConfig:
     database_url: str = "sqlite:///whatsapp_gateway.db"
+    store_flush: str = "webhooks"  # STORE_FLUSH: all, webhooks, none (store/engine.py)
     workers: int = 4  # threads in this process; 0 = none
     max_attempts: int = 8
     br_ninth_digit: bool = False
@@ -86,7 +87,9 @@ class Gateway:
         self.config = config
         self.backend = backend
         self.senders = dict(senders)
-        self.store = store if store is not None else Store(config.database_url)
+        self.store = (
+            store if store is not None else Store(config.database_url, flush=config.store_flush)
+        )
         self.store.migrate()
         self._wakeup = threading.Condition()
         self._generation = 0
