@@ -464,7 +464,6 @@ class Store:
         keeps one contact's messages in order while other contacts proceed in parallel.
         """
         now = time.time() if now is None else now
-        m = inbound_messages
         with self._write() as connection:
             row = None
             for query in self._claim_queries:
@@ -474,14 +473,7 @@ class Store:
             if row is None:
                 return None
             connection.execute(
-                update(m)
-                .where(m.c.id == row["id"])
-                .values(
-                    state="processing",
-                    lease_owner=owner,
-                    lease_expires_at=now + lease_seconds,
-                    attempts=m.c.attempts + 1,
-                )
+                _CLAIM, {"b_id": row["id"], "b_owner": owner, "b_expires": now + lease_seconds}
             )
         if row["state"] == "processing":
             logger.warning(
@@ -685,13 +677,14 @@ class Store:
         the payload references, and one `pending` row per reply not recorded yet; extend the
         lease. The job's replies, in order; None when the job is no longer ours."""
         now = time.time()
-        o = outbound_messages
         with self._write() as connection:
-            values: dict[str, Any] = {"lease_expires_at": now + lease_seconds}
-            if responses is not None:
-                values["responses"] = _dumps(list(responses))
-            fenced = update(inbound_messages).where(self._fenced(job)).values(**values)
-            if not connection.execute(fenced).rowcount:
+            fence = {"b_id": job.id, "b_owner": job.owner, "b_expires": now + lease_seconds}
+            if responses is None:
+                extended = connection.execute(_EXTEND_LEASE, fence)
+            else:
+                fence["b_responses"] = _dumps(list(responses))
+                extended = connection.execute(_EXTEND_LEASE_KEEP_RESPONSES, fence)
+            if not extended.rowcount:
                 return None
             for ref, payload in payload_refs.items():
                 self._insert_new(
@@ -700,10 +693,7 @@ class Store:
                     {"ref": ref, "payload": payload, "created_at": now},
                 )
             recorded = {
-                row.seq: row
-                for row in connection.execute(
-                    select(o.c.id, o.c.seq, o.c.state, o.c.wamid).where(o.c.inbound_id == job.id)
-                ).all()
+                row.seq: row for row in connection.execute(_RECORDED_REPLIES, {"b_id": job.id})
             }
             replies: list[OutboundRecord] = []
             for seq, body in enumerate(bodies):
@@ -712,18 +702,19 @@ class Store:
                     replies.append(OutboundRecord(row.id, seq, row.state, row.wamid))
                     continue
                 inserted = connection.execute(
-                    o.insert().values(
-                        inbound_id=job.id,
-                        seq=seq,
-                        provider=job.provider,
-                        phone_number_id=phone_number_id,
-                        contact_key=job.contact_key,
-                        contact_id=job.contact_id,
-                        request_body=_dumps(body),
-                        state="pending",
-                        attempts=0,
-                        created_at=now,
-                    )
+                    _INSERT_REPLY,
+                    {
+                        "inbound_id": job.id,
+                        "seq": seq,
+                        "provider": job.provider,
+                        "phone_number_id": phone_number_id,
+                        "contact_key": job.contact_key,
+                        "contact_id": job.contact_id,
+                        "request_body": _dumps(body),
+                        "state": "pending",
+                        "attempts": 0,
+                        "created_at": now,
+                    },
                 )
                 primary_key = inserted.inserted_primary_key
                 assert primary_key is not None
@@ -747,31 +738,22 @@ class Store:
         now = time.time()
         with self._write() as connection:
             connection.execute(
-                update(outbound_messages)
-                .where(outbound_messages.c.id == outbound_id)
-                .values(
-                    state="accepted",
-                    wamid=wamid,
-                    request_id=request_id,
-                    status=status,
-                    attempts=outbound_messages.c.attempts + 1,
-                    accepted_at=now,
-                    error=None,
-                )
-            )
-            job_values: dict[str, Any] = (
+                _REPLY_ACCEPTED,
                 {
-                    "state": "answered",
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "finished_at": now,
-                }
-                if last
-                else {"lease_expires_at": now + lease_seconds}
+                    "b_id": outbound_id,
+                    "b_wamid": wamid,
+                    "b_request_id": request_id,
+                    "b_status": status,
+                    "b_now": now,
+                },
             )
-            result = connection.execute(
-                update(inbound_messages).where(self._fenced(job)).values(**job_values)
-            )
+            fence: dict[str, Any] = {"b_id": job.id, "b_owner": job.owner}
+            if last:
+                result = connection.execute(_ANSWERED, {**fence, "b_now": now})
+            else:
+                result = connection.execute(
+                    _EXTEND_LEASE, {**fence, "b_expires": now + lease_seconds}
+                )
             return bool(result.rowcount)
 
     def outbound_failed(self, outbound_id: int, error: str) -> None:
@@ -920,3 +902,57 @@ def _outbound_item(row: RowMapping) -> dict[str, Any]:
         "status": row["status"],
         "error": row["error"],
     }
+
+
+# ---- the workers' hot statements, built once --------------------------------------------
+# (building a statement per call cost more CPU than running it; `b_` names keep the bound
+# parameters apart from the column names)
+
+
+def _fenced_update() -> Any:
+    """UPDATE of a job still leased by its owner (`Store._fenced`, with bound parameters)."""
+    m = inbound_messages
+    return update(m).where(
+        m.c.id == bindparam("b_id"),
+        m.c.state == "processing",
+        m.c.lease_owner == bindparam("b_owner"),
+    )
+
+
+_CLAIM = (
+    update(inbound_messages)
+    .where(inbound_messages.c.id == bindparam("b_id"))
+    .values(
+        state="processing",
+        lease_owner=bindparam("b_owner"),
+        lease_expires_at=bindparam("b_expires"),
+        attempts=inbound_messages.c.attempts + 1,
+    )
+)
+_EXTEND_LEASE = _fenced_update().values(lease_expires_at=bindparam("b_expires"))
+_EXTEND_LEASE_KEEP_RESPONSES = _fenced_update().values(
+    lease_expires_at=bindparam("b_expires"), responses=bindparam("b_responses")
+)
+_ANSWERED = _fenced_update().values(
+    state="answered", lease_owner=None, lease_expires_at=None, finished_at=bindparam("b_now")
+)
+_RECORDED_REPLIES = select(
+    outbound_messages.c.id,
+    outbound_messages.c.seq,
+    outbound_messages.c.state,
+    outbound_messages.c.wamid,
+).where(outbound_messages.c.inbound_id == bindparam("b_id"))
+_INSERT_REPLY = outbound_messages.insert()
+_REPLY_ACCEPTED = (
+    update(outbound_messages)
+    .where(outbound_messages.c.id == bindparam("b_id"))
+    .values(
+        state="accepted",
+        wamid=bindparam("b_wamid"),
+        request_id=bindparam("b_request_id"),
+        status=bindparam("b_status"),
+        attempts=outbound_messages.c.attempts + 1,
+        accepted_at=bindparam("b_now"),
+        error=None,
+    )
+)
