@@ -57,6 +57,8 @@ class Target:
     server: str  # granian | gunicorn
     split: bool = False  # gateway: `serve --no-worker` + `worker` (nice 10) processes
     postgres: bool = False  # gateway: on PostgreSQL (S4 only)
+    threads: bool = False  # gateway: worker threads inside the server process
+    env: tuple[tuple[str, str], ...] = ()  # gateway: extra settings
 
     @property
     def label(self) -> str:
@@ -70,7 +72,10 @@ TARGETS = (
     Target("pywa (granian)", "pywa", "granian"),
     Target("gateway (granian)", "gateway", "granian"),
     Target("gateway (gunicorn)", "gateway", "gunicorn"),
-    Target("gateway split (granian)", "gateway", "granian", split=True),
+    Target("gateway, worker threads (granian)", "gateway", "granian", threads=True),
+    Target(
+        "gateway, STORE_FLUSH=none (granian)", "gateway", "granian", env=(("STORE_FLUSH", "none"),)
+    ),
     Target("gateway split, PostgreSQL (granian)", "gateway", "granian", split=True, postgres=True),
 )
 APP_MODULES = {"bare": "bench.apps.bare:app", "sync": "bench.apps.sync_gateway:app"}
@@ -195,17 +200,21 @@ def serving(
     commands: list[list[str]] = []
     if target.kind == "gateway":
         env.update(gateway_env(fakes, database_url, workers))
+        env.update(dict(target.env))
+        # As `serve` does by default: the webhook first, the worker takes the CPU left.
+        worker = ["nice", "-n", "10", str(BIN / "whatsapp-gateway"), "worker"]
         if target.server == "granian":
             serve = [str(BIN / "whatsapp-gateway"), "serve", "--port", str(port)]
             serve += ["--threads", str(THREADS)]
-            commands.append([*serve, "--no-worker"] if target.split else serve)
             if target.split:
-                # The webhook first: the worker takes the CPU the web process leaves.
-                commands.append(["nice", "-n", "10", str(BIN / "whatsapp-gateway"), "worker"])
+                commands += [[*serve, "--no-worker"], worker]
+            elif target.threads:
+                commands.append([*serve, "--workers-per-process", str(workers)])
+            else:
+                commands.append(serve)  # its own worker process
         else:
-            commands.append(
-                gunicorn(port, "whatsapp_api_integration.web.app:create_app()", options)
-            )
+            app = "whatsapp_api_integration.web.app:create_app()"
+            commands += [["env", "WORKERS=0", *gunicorn(port, app, options)], worker]
     else:
         module = APP_MODULES[target.kind]
         if target.server == "granian":
