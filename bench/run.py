@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -448,7 +449,8 @@ def end_to_end(
 
 
 def slug(target: Target) -> str:
-    return target.name.replace(" ", "-").replace("(", "").replace(")", "")
+    """`gateway split, PostgreSQL (granian)` -> `gateway-split-postgresql-granian`."""
+    return "-".join(re.findall(r"[a-z0-9_]+", target.name.lower()))
 
 
 @contextlib.contextmanager
