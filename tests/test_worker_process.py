@@ -49,3 +49,15 @@ def test_worker_process_runs_niced_is_restarted_and_stops(sandbox_env: None) -> 
     assert second is not None
     with pytest.raises(ProcessLookupError):
         os.kill(second, 0)
+
+
+@pytest.mark.timeout(60)
+def test_worker_process_at_the_same_priority(sandbox_env: None) -> None:
+    worker = WorkerProcess(niceness=0)
+    worker.start()
+    try:
+        assert worker.pid is not None
+        priority = os.getpriority(os.PRIO_PROCESS, worker.pid)
+        assert priority == os.getpriority(os.PRIO_PROCESS, 0)
+    finally:
+        worker.stop(timeout=20)

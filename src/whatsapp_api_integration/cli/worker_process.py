@@ -19,19 +19,16 @@ import time
 
 log = logging.getLogger(__name__)
 
-NICENESS = 10  # the webhook first: the worker gets the CPU the web process leaves
+NICENESS = 10  # default: the webhook first, the worker gets the CPU the web process leaves
 _COMMAND = "from whatsapp_api_integration.cli import main; raise SystemExit(main(['worker']))"
-
-
-def _lower_priority() -> None:
-    os.nice(NICENESS)
 
 
 class WorkerProcess:
     """`whatsapp-gateway worker` as a child process, restarted if it dies unasked."""
 
-    def __init__(self, restart_delay: float = 1.0) -> None:
+    def __init__(self, restart_delay: float = 1.0, niceness: int = NICENESS) -> None:
         self.restart_delay = restart_delay
+        self.niceness = niceness
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -46,11 +43,16 @@ class WorkerProcess:
         self._watcher.start()
 
     def _spawn(self) -> None:
+        niceness = self.niceness
+
+        def lower_priority() -> None:
+            os.nice(niceness)
+
         self._process = subprocess.Popen(
             [sys.executable, "-c", _COMMAND],
-            preexec_fn=_lower_priority if hasattr(os, "nice") else None,
+            preexec_fn=lower_priority if niceness and hasattr(os, "nice") else None,
         )
-        log.info("worker process %d started (nice %d)", self._process.pid, NICENESS)
+        log.info("worker process %d started (nice %d)", self._process.pid, niceness)
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
