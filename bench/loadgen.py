@@ -99,7 +99,7 @@ def _python(
         import uvloop
     except ImportError:
         return asyncio.run(coroutine)
-    return uvloop.run(coroutine)  # type: ignore[no-any-return]
+    return uvloop.run(coroutine)
 
 
 async def _post_all(
