@@ -76,3 +76,10 @@ print("ok")
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_bench_group_repeats_the_bench_extra(pyproject: dict[str, Any]) -> None:
+    assert (
+        pyproject["dependency-groups"]["bench"]
+        == pyproject["project"]["optional-dependencies"]["bench"]
+    )

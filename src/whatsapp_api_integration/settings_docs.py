@@ -220,6 +220,17 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "Por quanto tempo uma tarefa fica com um worker que parou de renová-la (morreu) antes "
         "que outro a retome; workers vivos a renovam a cada terço desse tempo.",
     ),
+    "STORE_FLUSH": SettingDoc(
+        "store",
+        "Which commits wait until the disk has them: `webhooks` (a stored webhook body, what "
+        "the 200 promises, and operator actions), `all`, or `none`. With `webhooks`, a power "
+        "cut may undo the workers' last state changes: those jobs run again, so a reply may "
+        "go twice, but no message is lost.",
+        "Quais commits esperam o disco gravar: `webhooks` (o corpo de webhook armazenado, o "
+        "que o 200 promete, e ações de operação), `all` ou `none`. Com `webhooks`, uma queda "
+        "de energia pode desfazer as últimas mudanças de estado dos workers: essas tarefas "
+        "rodam de novo, então uma resposta pode sair duas vezes, mas nenhuma mensagem se perde.",
+    ),
     "SHUTDOWN_GRACE_SECONDS": SettingDoc(
         "store",
         "On SIGTERM, how long jobs in hand may take to finish; the rest go back to the queue "

@@ -1,8 +1,10 @@
 """Commands that run or inspect the gateway: serve, worker, check-config, dead-letters, simulate.
 
 `serve` runs the production server, granian (WSGI), chosen for speed: DESIGN §14 measured
-12.8 k requests/s acknowledged against 4.1 k for gunicorn (gthread) on one core. The app,
-and so the worker threads, are built inside granian's worker process, after its fork.
+12.8 k requests/s acknowledged against 4.1 k for gunicorn (gthread) on one core. The app is
+built inside granian's worker process, after its fork. Jobs are worked by a separate worker
+process at a lower CPU priority (cli/worker_process.py says why), or, with
+`--workers-per-process N`, by threads inside each server process.
 """
 
 from __future__ import annotations
@@ -71,12 +73,21 @@ def _register_serve(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--workers-per-process",
         type=int,
         metavar="N",
-        help="job worker threads in each server process (default: WORKERS)",
+        help="work jobs with N threads inside each server process instead of a separate "
+        "worker process (slower webhooks under load: docs/performance.md)",
     )
     workers.add_argument(
         "--no-worker",
         action="store_true",
         help="work no jobs here (run `whatsapp-gateway worker` separately)",
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=10,
+        metavar="N",
+        help="CPU niceness of the worker process (default 10: webhooks first; 0: same "
+        "priority, better end-to-end throughput on a crowded machine)",
     )
     parser.set_defaults(func=serve)
 
@@ -103,7 +114,9 @@ def serve(args: argparse.Namespace) -> int:
     from whatsapp_api_integration import logging_setup
 
     settings = _settings_or_exit()  # fail here, before any process starts, on bad settings
-    worker_threads = 0 if args.no_worker else args.workers_per_process
+    # By default a worker process (WORKERS threads) works the jobs, not the server's processes.
+    worker_process = not args.no_worker and args.workers_per_process is None and settings.workers
+    worker_threads = 0 if args.no_worker or worker_process else args.workers_per_process
     try:
         from granian.constants import Interfaces
         from granian.log import LogLevels
@@ -144,10 +157,21 @@ def serve(args: argparse.Namespace) -> int:
         from whatsapp_api_integration.web.playground import startup_banner
 
         print(startup_banner(args.host, args.port, settings), flush=True)
-    server.serve(
-        target_loader=functools.partial(load_app_for_server, worker_threads, max(1, args.threads)),
-        wrap_loader=False,
-    )
+    from whatsapp_api_integration.cli.worker_process import WorkerProcess
+
+    worker = WorkerProcess(niceness=max(0, args.worker_nice)) if worker_process else None
+    if worker is not None:
+        worker.start()
+    try:
+        server.serve(
+            target_loader=functools.partial(
+                load_app_for_server, worker_threads, max(1, args.threads)
+            ),
+            wrap_loader=False,
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
     return 0
 
 

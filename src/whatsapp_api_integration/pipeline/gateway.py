@@ -46,6 +46,7 @@ logger = logging.getLogger("whatsapp_api_integration.pipeline")
 @dataclass(frozen=True)
 class GatewayConfig:
     database_url: str = "sqlite:///whatsapp_gateway.db"
+    store_flush: str = "webhooks"  # STORE_FLUSH: all, webhooks, none (store/engine.py)
     workers: int = 4  # threads in this process; 0 = none
     max_attempts: int = 8
     br_ninth_digit: bool = False
@@ -105,7 +106,9 @@ class Gateway:
         self.backend = backend
         self.senders = dict(senders)
         self.store = (
-            store if store is not None else Store(config.database_url, pool_size=config.pool_size)
+            store
+            if store is not None
+            else Store(config.database_url, pool_size=config.pool_size, flush=config.store_flush)
         )
         self.store.migrate()
         self._wakeup = threading.Condition()
