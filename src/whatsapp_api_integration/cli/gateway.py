@@ -171,7 +171,7 @@ def serve(args: argparse.Namespace) -> int:
         )
     finally:
         if worker is not None:
-            worker.stop()
+            worker.stop(timeout=settings.shutdown_grace_seconds + 10)
     return 0
 
 
