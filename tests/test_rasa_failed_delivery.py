@@ -249,3 +249,29 @@ def _text(wamid: str, wa_id: str) -> dict[str, Any]:
         "type": "text",
         "text": {"body": "oi"},
     }
+
+
+def test_proactive_sends_take_their_turn_from_the_numbers_pacing_bucket(
+    make_client: Any, graph: FakeGraph
+) -> None:
+    """A proactive message counts against the number's SEND_RATE like a reply: one bucket
+    for everything the number sends, shared by every process."""
+    # Hardly any refill while the test runs: the bucket shows what was taken.
+    client = make_client(PROACTIVE_TOKEN=PROACTIVE_TOKEN, SEND_RATE="0.01", SEND_BURST="5")
+    gateway = gateway_state(client.application).gateway
+    answer = proactive(client, {"recipient_id": "+" + CONTACT, "messages": [{"text": "oi"}]})
+    assert answer.status_code == 200, answer.get_json()
+    (bucket,) = gateway.store.send_buckets(rate=0.01, burst=5)
+    assert bucket.key == f"cloud_api:{PHONE_NUMBER_ID}"
+    assert bucket.tokens == pytest.approx(4, abs=0.1)  # one of the five was taken
+
+
+def test_a_stopping_process_sends_no_proactive_message(make_client: Any, graph: FakeGraph) -> None:
+    """Once a stop gave the jobs back (Gateway.abandon), this process sends nothing more:
+    a proactive send is refused as retryable (503) rather than sent behind the stop."""
+    client = make_client(PROACTIVE_TOKEN=PROACTIVE_TOKEN)
+    gateway_state(client.application).gateway.abandon()
+    answer = proactive(client, {"recipient_id": "+" + CONTACT, "messages": [{"text": "oi"}]})
+    assert answer.status_code == 503
+    assert "stopping" in answer.get_json()["error"]
+    assert graph.message_bodies == []

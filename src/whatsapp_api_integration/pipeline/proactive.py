@@ -110,7 +110,8 @@ class ProactiveSender:
             logger.warning("proactive message to %s: %s", self._shown(route), warning)
         if not rendered.messages:
             return []
-        sender = self.gateway.senders.get(route.provider)
+        # Paced like replies: the number's rate is shared by everything it sends.
+        sender = self.gateway.paced_senders.get(route.provider)
         if sender is None:
             raise ProactiveError(f"no sender configured for provider {route.provider!r}")
         if not route.phone_number_id and route.provider != "serpro":
