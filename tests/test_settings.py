@@ -252,3 +252,16 @@ def test_pacing_can_be_turned_off_and_the_pool_and_grace_set() -> None:
     defaults = load()
     assert (defaults.database_pool_size, defaults.shutdown_grace_seconds) == (None, 20.0)
     assert defaults.job_lease_seconds == 30.0
+
+
+def test_a_worker_process_sizes_its_pool_for_its_threads_alone() -> None:
+    """`whatsapp-gateway worker` and `manage.py whatsapp_worker` (pipeline/process.py): at
+    least one thread, a connection for each and two more, no HTTP thread's."""
+    from whatsapp_api_integration.pipeline.process import worker_process_settings
+
+    four = worker_process_settings(load({"WORKERS": "4"}))
+    assert (four.workers, four.database_pool_size) == (4, 6)
+    none = worker_process_settings(load({"WORKERS": "0"}))
+    assert (none.workers, none.database_pool_size) == (1, 3)
+    told = worker_process_settings(load({"DATABASE_POOL_SIZE": "12"}), threads=2)
+    assert (told.workers, told.database_pool_size) == (2, 12)
