@@ -275,3 +275,22 @@ def test_a_stopping_process_sends_no_proactive_message(make_client: Any, graph: 
     assert answer.status_code == 503
     assert "stopping" in answer.get_json()["error"]
     assert graph.message_bodies == []
+
+
+def test_the_messages_after_a_refused_one_are_recorded_as_not_sent(
+    make_client: Any, graph: FakeGraph
+) -> None:
+    """They are never sent (order: nothing overtakes the refused one), so no operator page
+    may show them as still being sent."""
+    client = make_client(PROACTIVE_TOKEN=PROACTIVE_TOKEN)
+    graph.script(FakeGraph.error(131047, "Re-engagement message"))
+    messages = [{"text": "um"}, {"text": "dois"}, {"text": "três"}]
+    answer = proactive(client, {"recipient_id": "+" + CONTACT, "messages": messages})
+    assert answer.status_code == 422
+    conversation = gateway_state(client.application).gateway.conversation(CONTACT)
+    assert [entry["state"] for entry in conversation] == ["failed", "failed", "failed"]
+    assert "131047" in conversation[0]["error"]
+    assert [entry["error"] for entry in conversation[1:]] == [
+        "not sent: message 1 before it was refused"
+    ] * 2
+    assert len(graph.message_requests) == 1

@@ -129,11 +129,14 @@ class ProactiveSender:
             payload_refs=rendered.payload_refs,
         )
         results: list[SendResult] = []
-        for outbound_id, message in zip(ids, rendered.messages, strict=True):
+        for seq, (outbound_id, message) in enumerate(zip(ids, rendered.messages, strict=True)):
             try:
                 result = sender.send(route.phone_number_id or "", message, route.recipient)
             except SendError as error:
                 self.gateway.store.outbound_failed(outbound_id, str(error))
+                self.gateway.store.outbound_not_sent(
+                    ids[seq + 1 :], f"not sent: message {seq + 1} before it was refused"
+                )
                 logger.warning("proactive message to %s refused: %s", self._shown(route), error)
                 raise
             self.gateway.store.proactive_accepted(

@@ -769,6 +769,18 @@ class Store:
                 .values(state="failed", error=error, attempts=outbound_messages.c.attempts + 1)
             )
 
+    def outbound_not_sent(self, outbound_ids: Sequence[int], error: str) -> None:
+        """Recorded messages that will never be sent (one before them was refused): failed,
+        not tried, so no page shows them as still being sent."""
+        if not outbound_ids:
+            return
+        with self._write() as connection:
+            connection.execute(
+                update(outbound_messages)
+                .where(outbound_messages.c.id.in_(list(outbound_ids)))
+                .values(state="failed", error=error)
+            )
+
     # ---- payload references ---------------------------------------------------------------
 
     def save_payload_refs(self, refs: Mapping[str, str]) -> None:
