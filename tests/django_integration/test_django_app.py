@@ -385,6 +385,12 @@ def test_the_sandbox_conversation_shows_what_the_bot_answered(
         Client(REMOTE_ADDR="203.0.113.9").get(f"/sandbox/conversations/{CONTACT}").status_code
         == 403
     )
+    # A proxy on this machine connects from loopback for anyone (as the Flask host's rule).
+    for proxy_header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        proxied = Client().get(
+            f"/sandbox/conversations/{CONTACT}", headers={proxy_header: "203.0.113.9"}
+        )
+        assert proxied.status_code == 403, proxy_header
     settings.ADMIN_TOKEN = "admin-token-for-tests-99"
     allowed = Client(REMOTE_ADDR="203.0.113.9").get(
         f"/sandbox/conversations/{CONTACT}",

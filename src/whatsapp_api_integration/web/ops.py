@@ -10,7 +10,7 @@ import hmac
 import ipaddress
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -84,16 +84,33 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
+class HeaderNames(Protocol):
+    def __contains__(self, name: str, /) -> bool: ...
+
+
+def is_operator(
+    remote_addr: str | None,
+    headers: HeaderNames,
+    authorization: str | None,
+    admin_token: str | None,
+) -> bool:
+    """Loopback callers, or anyone with ADMIN_TOKEN (DESIGN §12): the rule of the sandbox's
+    JSON API in every host. `headers`: the request's header names, matched regardless of
+    case (Flask's and Django's headers are). A request a proxy forwarded is not loopback: a
+    proxy on this machine connects from loopback for anyone."""
+    if admin_token:
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if hmac.compare_digest(given.encode(), admin_token.encode()):
+            return True
+    return _is_loopback(remote_addr) and not any(name in headers for name in PROXY_HEADERS)
+
+
 @sandbox_blueprint.before_request
 def _only_for_operators() -> None:
-    """Loopback callers, or anyone with ADMIN_TOKEN (DESIGN §12)."""
+    authorization = request.headers.get("Authorization")
     admin_token = _state().settings.admin_token
-    if admin_token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if hmac.compare_digest(given.encode(), admin_token.encode()):
-            return
-    if not _is_loopback(request.remote_addr) or any(h in request.headers for h in PROXY_HEADERS):
-        abort(403)  # (a proxy on this machine connects from loopback for anyone)
+    if not is_operator(request.remote_addr, request.headers, authorization, admin_token):
+        abort(403)
 
 
 @sandbox_blueprint.get("/conversations/<contact>")
