@@ -61,6 +61,19 @@ def test_every_setting_is_a_field() -> None:
         assert hasattr(Settings(), name.lower()), name
 
 
+def test_an_invalid_value_names_the_file_it_came_from(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SEND_BURST=0\n")
+    (tmp_path / "variables.env").write_text("RASA_URL=localhost:5005\n")
+    files = (str(tmp_path / ".env"), str(tmp_path / "variables.env"))
+    with pytest.raises(SettingsError) as caught:
+        load({"MAX_ATTEMPTS": "zero"}, files)
+    assert set(caught.value.problems) == {
+        "SEND_BURST (in .env): expected a whole number ≥ 1, got '0'",
+        "RASA_URL (in variables.env): expected an http:// or https:// URL, got 'localhost:5005'",
+        "MAX_ATTEMPTS: expected a whole number ≥ 1, got 'zero'",
+    }
+
+
 def test_environment_wins_over_dotenv_which_wins_over_variables_env(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("WORKERS=2\nMAX_ATTEMPTS=3\nRASA_TIMEOUT=5\n")
     (tmp_path / "variables.env").write_text(
