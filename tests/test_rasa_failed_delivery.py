@@ -196,7 +196,10 @@ def test_proactive_send_needs_the_token_and_a_well_formed_request(
     client = make_client(PROACTIVE_TOKEN=PROACTIVE_TOKEN)
     document = {"recipient_id": "+" + CONTACT, "messages": [{"text": "oi"}]}
     assert proactive(client, document, token=None).status_code == 401
-    assert proactive(client, document, token="wrong-token").status_code == 401
+    refused = proactive(client, document, token="wrong-token")
+    assert refused.status_code == 401
+    assert "Bearer <PROACTIVE_TOKEN>" in refused.get_json()["error"]  # says what to send
+    assert PROACTIVE_TOKEN not in refused.get_data(as_text=True)
     bad = proactive(client, {"recipient_id": "+" + CONTACT, "messages": "oi"})
     assert bad.status_code == 400
     assert bad.get_json()["error"].startswith("$.messages")
