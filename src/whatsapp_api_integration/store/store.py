@@ -733,19 +733,7 @@ class Store:
         id is recorded all the same: the reply did go)."""
         now = time.time()
         with self._write() as connection:
-            connection.execute(
-                update(outbound_messages)
-                .where(outbound_messages.c.id == outbound_id)
-                .values(
-                    state="accepted",
-                    wamid=wamid,
-                    request_id=request_id,
-                    status=status,
-                    attempts=outbound_messages.c.attempts + 1,
-                    accepted_at=now,
-                    error=None,
-                )
-            )
+            connection.execute(_accepted(outbound_id, wamid, request_id, status, now))
             job_values: dict[str, Any] = (
                 {
                     "state": "answered",
@@ -976,18 +964,7 @@ class Store:
         self, outbound_id: int, *, wamid: str | None, request_id: str | None, status: str | None
     ) -> None:
         with self._write() as connection:
-            connection.execute(
-                update(outbound_messages)
-                .where(outbound_messages.c.id == outbound_id)
-                .values(
-                    state="accepted",
-                    wamid=wamid,
-                    request_id=request_id,
-                    status=status,
-                    attempts=outbound_messages.c.attempts + 1,
-                    accepted_at=time.time(),
-                )
-            )
+            connection.execute(_accepted(outbound_id, wamid, request_id, status, time.time()))
 
     def recent_contacts(self, limit: int = 50, *, window: int = 5000) -> list[dict[str, Any]]:
         """Contacts by their latest inbound message, newest first (the operator views).
@@ -1151,6 +1128,26 @@ def _contact_still_free(connection: Connection, row: RowMapping) -> bool:
         .limit(1)
     ).first()
     return blocker is None
+
+
+def _accepted(
+    outbound_id: int, wamid: str | None, request_id: str | None, status: str | None, now: float
+) -> Any:
+    """The statement that marks a sent message accepted with the provider's ids: a reply's
+    and a proactive message's alike."""
+    return (
+        update(outbound_messages)
+        .where(outbound_messages.c.id == outbound_id)
+        .values(
+            state="accepted",
+            wamid=wamid,
+            request_id=request_id,
+            status=status,
+            attempts=outbound_messages.c.attempts + 1,
+            accepted_at=now,
+            error=None,
+        )
+    )
 
 
 def _inbound_item(row: RowMapping) -> dict[str, Any]:
