@@ -277,7 +277,9 @@ def test_invalid_settings_get_503_and_a_system_check_error(settings: Any) -> Non
     response = post_signed(APIClient(), text_body(wamid(), "oi"))
     assert response.status_code == 503
     errors = [m for m in checks.run_checks() if m.id == "whatsapp_gateway.E001"]
-    assert [m.msg for m in errors] == ["WORKERS: expected a whole number ≥ 0, got 'muitos'"]
+    assert [m.msg for m in errors] == [
+        "WORKERS (Django settings): expected a whole number ≥ 0, got 'muitos'"
+    ]
 
 
 def test_settings_of_a_type_django_cannot_mean_are_named(settings: Any) -> None:
@@ -351,7 +353,10 @@ def test_the_worker_command_names_an_invalid_setting(settings: Any) -> None:
     from django.core.management import CommandError
 
     settings.MAX_ATTEMPTS = 0
-    with pytest.raises(CommandError, match=r"MAX_ATTEMPTS: expected a whole number ≥ 1, got '0'"):
+    with pytest.raises(
+        CommandError,
+        match=r"MAX_ATTEMPTS \(Django settings\): expected a whole number ≥ 1, got '0'",
+    ):
         call_command("whatsapp_worker", "--once")
 
 
