@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -66,9 +67,20 @@ def contact_ids_for(sender_id: str) -> list[str]:
 
 
 class ProactiveSender:
-    def __init__(self, gateway: Gateway, *, default_provider: str = "cloud_api") -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        default_provider: str = "cloud_api",
+        wait_seconds: float = 10.0,
+        poll_seconds: float = 0.05,
+    ) -> None:
+        """`wait_seconds`: how long a proactive message waits for the replies a worker is
+        still sending to the same contact (order), before it goes anyway."""
         self.gateway = gateway
         self.default_provider = default_provider
+        self.wait_seconds = wait_seconds
+        self.poll_seconds = poll_seconds
 
     def route(self, sender_id: str) -> Route:
         candidates = contact_ids_for(sender_id)
@@ -116,6 +128,7 @@ class ProactiveSender:
             raise ProactiveError(f"no sender configured for provider {route.provider!r}")
         if not route.phone_number_id and route.provider != "serpro":
             raise ProactiveError("no phone number id to send from (WPP_PHONE_NUMBER_IDENTIFIER)")
+        self._after_replies_in_flight(route)
         bodies = [
             JobRunner._request_body(route.provider, message, route.recipient)
             for message in rendered.messages
@@ -148,6 +161,23 @@ class ProactiveSender:
             results.append(result)
         logger.info("sent %d proactive message(s) to %s", len(results), self._shown(route))
         return results
+
+    def _after_replies_in_flight(self, route: Route) -> None:
+        """Wait (up to `wait_seconds`) until no reply to the contact is being sent, so a
+        reminder does not land between the parts of an answer."""
+        if route.contact_key is None:
+            return
+        deadline = time.monotonic() + self.wait_seconds
+        while self.gateway.store.replies_in_flight(route.contact_key):
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "proactive message to %s: replies to the contact are still being sent "
+                    "after %.0fs; sending it now",
+                    self._shown(route),
+                    self.wait_seconds,
+                )
+                return
+            time.sleep(self.poll_seconds)
 
     def _shown(self, route: Route) -> str:
         return self.gateway.show_contact(route.contact_key or route.contact_id)

@@ -920,6 +920,23 @@ class Store:
             )
         return dict(row) if row is not None else None
 
+    def replies_in_flight(self, contact_key: str) -> bool:
+        """Whether a message of this contact has its bot answer and is still having its
+        replies sent (now, or at a retry): a proactive message waits for them, so it does not
+        come between them."""
+        m = inbound_messages
+        with self._read() as connection:
+            row = connection.execute(
+                select(m.c.id)
+                .where(
+                    m.c.contact_key == contact_key,
+                    m.c.state.in_(("processing", "received")),
+                    m.c.responses.is_not(None),
+                )
+                .limit(1)
+            ).first()
+        return row is not None
+
     def record_proactive(
         self,
         *,
