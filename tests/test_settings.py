@@ -191,6 +191,23 @@ def test_empty_app_secret_is_unset_with_a_warning() -> None:
     assert load({}).warnings == ()
 
 
+def test_rasa_api_token_alone_is_said_to_be_unused() -> None:
+    alone = load({"RASA_URL": "http://rasa:5005", "RASA_API_TOKEN": "rasa-token-for-tests-1"})
+    assert [w for w in alone.warnings if "RASA_API_TOKEN" in w] == [
+        "RASA_API_TOKEN is set but unused: only failed deliveries call Rasa's HTTP API "
+        "(set RASA_FAILED_DELIVERY_INTENT too); Rasa's REST channel takes no token"
+    ]
+    assert "rasa-token-for-tests-1" not in " ".join(alone.warnings)
+    used = load(
+        {
+            "RASA_URL": "http://rasa:5005",
+            "RASA_API_TOKEN": "rasa-token-for-tests-1",
+            "RASA_FAILED_DELIVERY_INTENT": "whatsapp_delivery_failed",
+        }
+    )
+    assert used.warnings == ()
+
+
 def test_empty_values_mean_unset(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("WPP_AUTHORIZATION_TOKEN=\nWORKERS=\n")
     settings = load({}, (str(tmp_path / ".env"),))

@@ -458,6 +458,11 @@ def load_settings(
             "RASA_FAILED_DELIVERY_INTENT needs RASA_URL: the failure is told to Rasa's HTTP API "
             "(rasa run --enable-api), e.g. RASA_URL=http://localhost:5005"
         )
+    if reader.text("RASA_API_TOKEN") and not failed_intent:
+        warnings.append(
+            "RASA_API_TOKEN is set but unused: only failed deliveries call Rasa's HTTP API "
+            "(set RASA_FAILED_DELIVERY_INTENT too); Rasa's REST channel takes no token"
+        )
 
     database_url = reader.text("DATABASE_URL", Settings.database_url) or Settings.database_url
     if not re.match(r"^[A-Za-z][\w+.-]*://", database_url):
