@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -97,6 +98,27 @@ def free_port() -> int:
     return port
 
 
+def descendant_pids(root: int) -> list[int]:
+    """Every live descendant of process `root` (Linux: read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(") ", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
 class ServerProcess:
     """A gateway in its own process on a loopback port: `whatsapp-gateway serve` by default,
     or any command (e.g. `python -m flask --app server run`)."""
@@ -160,9 +182,15 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
-        """SIGKILL the whole process group: no clean-up of any kind runs."""
+        """SIGKILL the whole process tree, as a machine crash would: no clean-up of any kind
+        runs. `serve`'s worker process has a session of its own, so killing the group alone
+        would leave it to stop gracefully."""
         if self.process.poll() is None:
+            descendants = descendant_pids(self.process.pid)
             os.killpg(self.process.pid, signal.SIGKILL)
+            for pid in descendants:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         self.process.wait(10)
         self.log_file.close()
 
