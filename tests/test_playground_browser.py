@@ -27,6 +27,7 @@ import pytest
 from werkzeug.serving import make_server
 
 import playground_bot
+from fakes import FakeGraph, Recorded
 from web_support import (
     APP_SECRET,
     REPO_ROOT,
@@ -292,6 +293,77 @@ def test_a_list_shows_its_sections_and_a_row_sends_its_id_and_title(
     expect(bot_messages(page).last).to_contain_text("Você disse: creche")
     stored = live.gateway.store.recent_contacts()[0]
     assert stored["text"] == "creche"
+
+
+class HeldGraph(FakeGraph):
+    """Meta's Graph API that holds every interactive send until the test releases it: the
+    reply is on the page, recorded as pending, with no wamid yet (what a slow network or a
+    loaded machine shows for a moment)."""
+
+    def __init__(self) -> None:
+        self.holding = threading.Event()
+        self.released = threading.Event()
+        super().__init__()
+
+    def handle(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:
+        if request.path.endswith("/messages") and (request.json or {}).get("type") == "interactive":
+            self.holding.set()
+            self.released.wait(60)  # a guard against a hang, not a timing
+        return super().handle(request)
+
+
+def test_a_list_not_yet_accepted_by_whatsapp_waits_and_then_its_row_quotes_it(
+    browser: Any, tmp_path: Path
+) -> None:
+    """A tap on a reply that has no wamid yet would quote nothing, forever: the page keeps
+    the list closed until WhatsApp accepted it, then the row quotes the list's wamid."""
+    graph = HeldGraph()
+    token = "admin-token-for-browser-tests-4321"
+    live = LiveGateway(
+        tmp_path,
+        WPP_AUTHORIZATION_TOKEN=graph.token,
+        WPP_API_BASE_URL=graph.url,
+        WPP_PHONE_NUMBER_IDENTIFIER="100000000000001",
+        PLAYGROUND="true",
+        ADMIN_TOKEN=token,  # the playground outside sandbox mode
+    )
+    signed = {"Authorization": f"Bearer {token}"}
+    context = browser.new_context(extra_http_headers=signed)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.add_init_script(
+            "localStorage.setItem('playground.contact', "
+            f"JSON.stringify({{contact: '{CONTACT}', name: 'Joana'}}))"
+        )
+        page.goto(f"{live.url}/playground")
+        write(page, "seções")
+        assert graph.holding.wait(TIMEOUT_MS / 1000)
+        menu = page.locator("[data-testid=list-button]").last
+        expect(menu).to_be_visible()
+        expect(menu).to_be_disabled()
+        graph.released.set()
+        expect(menu).to_be_enabled()
+        menu.click()
+        page.locator("#sheet .list-row", has_text="Creche").click()
+        page.locator("#sheet .sheet-send").click()
+        mine = page.locator(".row.mine").last
+        expect(mine).to_contain_text("Creche")
+        expect(mine.locator(".quote")).to_contain_text("Escolha um serviço")
+        conversation = f"{live.url}/playground/api/conversation?contact={CONTACT}"
+        shown = httpx.get(conversation, headers=signed).json()
+        listed = next(
+            m for m in shown["messages"] if (m.get("body") or {}).get("type") == "interactive"
+        )
+        assert listed["wamid"]
+        tap = next(m for m in shown["messages"] if m["direction"] == "in" and m["text"] == "creche")
+        assert tap["quoted"] == listed["wamid"]
+        assert live.gateway.store.recent_contacts()[0]["text"] == "creche"
+    finally:
+        graph.released.set()
+        context.close()
+        live.close()
+        graph.close()
 
 
 def test_an_image_and_a_document_show_as_whatsapp_shows_them(

@@ -23,6 +23,11 @@
     reported: new Set(), // wamids already reported delivered
     known: [], // contacts from the server and this browser
     sheetChoice: null,
+    // The newest poll's outgoing messages by id. A reply is recorded before WhatsApp accepts
+    // it and gives it a wamid; what a tap or "Mark as read" needs is read from here when it
+    // happens, never from the (possibly older) render the control was made in.
+    outById: {},
+    readAwaiting: new Set(), // ids shown when "Mark as read" was tapped, not yet accepted then
   };
 
   var $ = function (id) { return document.getElementById(id); };
@@ -82,6 +87,8 @@
     state.contact = contact;
     state.name = name || contact;
     state.lastJson = "";
+    state.outById = {};
+    state.readAwaiting = new Set();
     state.stick = true;
     $("contact-number").value = contact;
     $("contact-name").value = state.name;
@@ -156,13 +163,30 @@
     }
   });
 
-  function reply(type, choice, context) {
+  // The wamid a contact's tap quotes: the message's newest one (it has none while pending).
+  function wamidOf(item) {
+    var latest = state.outById[item.id];
+    return (latest && latest.wamid) || item.wamid || null;
+  }
+
+  function reply(type, choice, message) {
+    var context = wamidOf(message);
+    if (!context) return Promise.resolve(); // not on the phone yet: nothing to tap
     var payload = { type: type, id: choice.id, title: choice.title, context: context };
     if (choice.description) payload.description = choice.description;
     return send({ reply: payload });
   }
 
   // ---- statuses (sandbox) --------------------------------------------------------------
+
+  // One status report at a time: the server adds only the steps a message lacks (sent,
+  // delivered, read), which two reports at once could both add.
+  var statusQueue = Promise.resolve();
+  function postStatus(payload) {
+    var posted = statusQueue.then(function () { return api(urls.statuses, payload); });
+    statusQueue = posted.then(poll, function () { /* the caller reports it */ });
+    return posted;
+  }
 
   function reportDelivered(items) {
     if (!sandbox) return;
@@ -171,22 +195,44 @@
     });
     if (!fresh.length) return;
     fresh.forEach(function (item) { state.reported.add(item.wamid); });
-    api(urls.statuses, { contact: state.contact, status: "delivered" }).then(poll).catch(function () {
+    postStatus({ contact: state.contact, status: "delivered" }).catch(function () {
       fresh.forEach(function (item) { state.reported.delete(item.wamid); });
+    });
+  }
+
+  // "Mark as read" reads what is on the screen. A reply shown while still pending gets its
+  // wamid later; it is reported read once it has one, as the phone would on receiving it in
+  // an open chat.
+  function reportLateReads(items) {
+    if (!sandbox || !state.readAwaiting.size) return;
+    items.forEach(function (item) {
+      if (item.direction !== "out" || !state.readAwaiting.has(item.id)) return;
+      if (item.delivery === "failed" || item.delivery === "read") {
+        state.readAwaiting.delete(item.id);
+      } else if (item.wamid) {
+        state.readAwaiting.delete(item.id);
+        postStatus({ contact: state.contact, status: "read", wamid: item.wamid }).catch(function (error) {
+          $("send-error").textContent = error.message;
+        });
+      }
     });
   }
 
   var markRead = $("mark-read");
   if (markRead) {
     markRead.addEventListener("click", function () {
-      api(urls.statuses, { contact: state.contact, status: "read" }).then(poll).catch(function (error) {
+      Object.keys(state.outById).forEach(function (id) {
+        var item = state.outById[id];
+        if (!item.wamid && item.delivery === "pending") state.readAwaiting.add(item.id);
+      });
+      postStatus({ contact: state.contact, status: "read" }).catch(function (error) {
         $("send-error").textContent = error.message;
       });
     });
   }
 
   function simulateFailure(wamid) {
-    api(urls.statuses, { contact: state.contact, status: "failed", wamid: wamid }).then(poll).catch(function (error) {
+    postStatus({ contact: state.contact, status: "failed", wamid: wamid }).catch(function (error) {
       $("send-error").textContent = error.message;
     });
   }
@@ -248,6 +294,14 @@
     return formatInto(el("div", className), text);
   }
 
+  // A message WhatsApp has not accepted yet is not on the contact's phone: its buttons wait,
+  // so a tap always quotes the message's wamid.
+  function waitForWamid(control, item) {
+    if (item.wamid) return;
+    control.disabled = true;
+    control.title = "not on the phone yet (WhatsApp has not accepted it)";
+  }
+
   function renderInteractive(bubble, item, interactive, after) {
     var header = interactive.header;
     if (header) {
@@ -265,7 +319,8 @@
         var b = el("button", "reply-button", choice.title);
         b.type = "button";
         b.dataset.id = choice.id;
-        b.addEventListener("click", function () { reply("button_reply", choice, item.wamid); });
+        waitForWamid(b, item);
+        b.addEventListener("click", function () { reply("button_reply", choice, item); });
         buttons.appendChild(b);
       });
       after.push(buttons);
@@ -275,6 +330,7 @@
       open.dataset.testid = "list-button";
       open.appendChild(el("span", "list-icon", "☰"));
       open.appendChild(el("span", "", action.button || "Options"));
+      waitForWamid(open, item);
       open.addEventListener("click", function () { openSheet(item, action); });
       bubble.appendChild(open);
     } else if (interactive.type === "location_request_message") {
@@ -449,7 +505,7 @@
         radio.name = "list-choice";
         radio.value = row.id;
         radio.addEventListener("change", function () {
-          state.sheetChoice = { row: row, context: item.wamid };
+          state.sheetChoice = { row: row, message: item };
           sheetSend.disabled = false;
         });
         label.appendChild(radio);
@@ -466,7 +522,7 @@
     var choice = state.sheetChoice;
     if (!choice) return;
     closeSheet();
-    reply("list_reply", choice.row, choice.context);
+    reply("list_reply", choice.row, choice.message);
   });
 
   // ---- polling -------------------------------------------------------------------------
@@ -479,12 +535,16 @@
     api(urls.conversation + "?contact=" + encodeURIComponent(contact))
       .then(function (data) {
         if (contact !== state.contact) return;
+        var outById = {};
+        data.messages.forEach(function (item) { if (item.direction === "out") outById[item.id] = item; });
+        state.outById = outById;
         var json = JSON.stringify(data.messages);
         if (json !== state.lastJson) {
           state.lastJson = json;
           render(data.messages);
         }
         reportDelivered(data.messages);
+        reportLateReads(data.messages);
         if ($("send-error").textContent.indexOf("Cannot reach") === 0) $("send-error").textContent = "";
       })
       .catch(function (error) { $("send-error").textContent = "Cannot reach the gateway: " + error.message; })
