@@ -31,6 +31,7 @@ PAIRS = [
     ("docs/django.md", "docs/django.pt-BR.md"),
     ("docs/scaling.md", "docs/scaling.pt-BR.md"),
     ("docs/playground.md", "docs/playground.pt-BR.md"),
+    ("docs/performance.md", "docs/performance.pt-BR.md"),
 ]
 # Pages whose relative links must all lead to a file of the repository.
 LINKED_PAGES = [
