@@ -83,3 +83,137 @@ def test_the_bench_group_repeats_the_bench_extra(pyproject: dict[str, Any]) -> N
         pyproject["dependency-groups"]["bench"]
         == pyproject["project"]["optional-dependencies"]["bench"]
     )
+
+
+# ---- each extra installs what its shape imports ---------------------------------------------
+
+PACKAGE = Path(__file__).parents[1] / "src" / "whatsapp_api_integration"
+# Third-party modules our code imports, and the distribution that installs each.
+DISTRIBUTIONS = {
+    "alembic": "alembic",
+    "django": "Django",
+    "dotenv": "python-dotenv",
+    "flask": "Flask",
+    "httpx": "httpx",
+    "prometheus_client": "prometheus-client",
+    "sqlalchemy": "SQLAlchemy",
+    "werkzeug": "Flask",
+    "yaml": "PyYAML",
+}
+# Imported only when present (DRF; PyYAML for `lint`, which names the extra to install when
+# it is missing), or brought by another extra ([postgres], [server]) or by the host (Rasa).
+OPTIONAL = {
+    "rest_framework",
+    "yaml",
+    "psycopg",
+    "psycopg2",
+    "granian",
+    "rasa",
+    "rasa_sdk",
+    "sanic",
+}
+
+
+def _module_file(name: str) -> Path | None:
+    relative = Path(*name.split(".")[1:])
+    for candidate in (PACKAGE / relative / "__init__.py", PACKAGE / f"{relative}.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` imports, at load time or in a function; not under TYPE_CHECKING."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(inner) for child in node.body for inner in ast.walk(child)}
+    found: set[str] = set()
+    package = ".".join(("whatsapp_api_integration", *path.relative_to(PACKAGE).parent.parts))
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
+def third_party_imports(*entry_modules: str) -> set[str]:
+    """The third-party top-level modules reachable from `entry_modules` through our code."""
+    seen: set[str] = set()
+    queue = list(entry_modules)
+    third_party: set[str] = set()
+    while queue:
+        name = queue.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        if parts[0] != "whatsapp_api_integration":
+            if parts[0] not in sys.stdlib_module_names and parts[0] != "__future__":
+                third_party.add(parts[0])
+            continue
+        for depth in range(1, len(parts) + 1):  # a package's __init__ runs first
+            path = _module_file(".".join(parts[:depth]))
+            if path is not None and ".".join(parts[:depth]) not in seen:
+                queue.append(".".join(parts[:depth]))
+        path = _module_file(name)
+        if path is not None:
+            queue.extend(_imports(path))
+    return third_party
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {r.split(";")[0].split("[")[0].split(">")[0].split("<")[0].strip() for r in requirements}
+
+
+def _package_modules(package: str) -> list[str]:
+    """`package` and every module below it."""
+    root = PACKAGE / Path(*package.split(".")[1:])
+    return [package] + [
+        ".".join((package, *path.relative_to(root).with_suffix("").parts))
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "__init__.py"
+    ]
+
+
+INTEGRATIONS = "whatsapp_api_integration.integrations"
+SHAPES = {
+    "django": _package_modules(f"{INTEGRATIONS}.django"),
+    "rasa": [
+        f"{INTEGRATIONS}.rasa",
+        f"{INTEGRATIONS}.rasa_actions",
+        f"{INTEGRATIONS}.rasa_failures",
+    ],
+    "server": _package_modules("whatsapp_api_integration.cli"),
+}
+
+
+@pytest.mark.parametrize("extra", sorted(SHAPES))
+def test_an_extra_installs_what_its_shape_imports(pyproject: dict[str, Any], extra: str) -> None:
+    """`pip install 'whatsapp-api-integration[django]'` is enough for the Django app (its
+    views reuse the gateway's webhook module, which imports Flask), and so on."""
+    needed = third_party_imports(*SHAPES[extra]) - OPTIONAL
+    unknown = needed - set(DISTRIBUTIONS)
+    assert not unknown, f"add these modules' distributions to DISTRIBUTIONS: {unknown}"
+    installed = _names(pyproject["project"]["optional-dependencies"][extra])
+    missing = {DISTRIBUTIONS[module] for module in needed} - installed
+    assert not missing, f"[{extra}] lacks {sorted(missing)}"
+
+
+def test_the_import_scan_sees_what_the_shapes_import() -> None:
+    """The scan is not blind: it follows our modules to the frameworks they use."""
+    assert {"django", "sqlalchemy", "httpx"} <= third_party_imports(*SHAPES["django"])
+    assert "flask" not in third_party_imports(*SHAPES["django"])
+    assert "rest_framework" in third_party_imports(*SHAPES["django"])  # drf.py, optional
+    assert {"rasa", "sanic"} <= third_party_imports(*SHAPES["rasa"])

@@ -196,7 +196,10 @@ def test_proactive_send_needs_the_token_and_a_well_formed_request(
     client = make_client(PROACTIVE_TOKEN=PROACTIVE_TOKEN)
     document = {"recipient_id": "+" + CONTACT, "messages": [{"text": "oi"}]}
     assert proactive(client, document, token=None).status_code == 401
-    assert proactive(client, document, token="wrong-token").status_code == 401
+    refused = proactive(client, document, token="wrong-token")
+    assert refused.status_code == 401
+    assert "Bearer <PROACTIVE_TOKEN>" in refused.get_json()["error"]  # says what to send
+    assert PROACTIVE_TOKEN not in refused.get_data(as_text=True)
     bad = proactive(client, {"recipient_id": "+" + CONTACT, "messages": "oi"})
     assert bad.status_code == 400
     assert bad.get_json()["error"].startswith("$.messages")
@@ -249,3 +252,48 @@ def _text(wamid: str, wa_id: str) -> dict[str, Any]:
         "type": "text",
         "text": {"body": "oi"},
     }
+
+
+def test_proactive_sends_take_their_turn_from_the_numbers_pacing_bucket(
+    make_client: Any, graph: FakeGraph
+) -> None:
+    """A proactive message counts against the number's SEND_RATE like a reply: one bucket
+    for everything the number sends, shared by every process."""
+    # Hardly any refill while the test runs: the bucket shows what was taken.
+    client = make_client(PROACTIVE_TOKEN=PROACTIVE_TOKEN, SEND_RATE="0.01", SEND_BURST="5")
+    gateway = gateway_state(client.application).gateway
+    answer = proactive(client, {"recipient_id": "+" + CONTACT, "messages": [{"text": "oi"}]})
+    assert answer.status_code == 200, answer.get_json()
+    (bucket,) = gateway.store.send_buckets(rate=0.01, burst=5)
+    assert bucket.key == f"cloud_api:{PHONE_NUMBER_ID}"
+    assert bucket.tokens == pytest.approx(4, abs=0.1)  # one of the five was taken
+
+
+def test_a_stopping_process_sends_no_proactive_message(make_client: Any, graph: FakeGraph) -> None:
+    """Once a stop gave the jobs back (Gateway.abandon), this process sends nothing more:
+    a proactive send is refused as retryable (503) rather than sent behind the stop."""
+    client = make_client(PROACTIVE_TOKEN=PROACTIVE_TOKEN)
+    gateway_state(client.application).gateway.abandon()
+    answer = proactive(client, {"recipient_id": "+" + CONTACT, "messages": [{"text": "oi"}]})
+    assert answer.status_code == 503
+    assert "stopping" in answer.get_json()["error"]
+    assert graph.message_bodies == []
+
+
+def test_the_messages_after_a_refused_one_are_recorded_as_not_sent(
+    make_client: Any, graph: FakeGraph
+) -> None:
+    """They are never sent (order: nothing overtakes the refused one), so no operator page
+    may show them as still being sent."""
+    client = make_client(PROACTIVE_TOKEN=PROACTIVE_TOKEN)
+    graph.script(FakeGraph.error(131047, "Re-engagement message"))
+    messages = [{"text": "um"}, {"text": "dois"}, {"text": "três"}]
+    answer = proactive(client, {"recipient_id": "+" + CONTACT, "messages": messages})
+    assert answer.status_code == 422
+    conversation = gateway_state(client.application).gateway.conversation(CONTACT)
+    assert [entry["state"] for entry in conversation] == ["failed", "failed", "failed"]
+    assert "131047" in conversation[0]["error"]
+    assert [entry["error"] for entry in conversation[1:]] == [
+        "not sent: message 1 before it was refused"
+    ] * 2
+    assert len(graph.message_requests) == 1

@@ -430,3 +430,46 @@ def test_a_status_naming_the_request_id_as_its_id_is_matched_too(
     (reply,) = rows(client, outbound_messages)
     assert (reply["status"], reply["wamid"]) == ("sent", None)
     assert [s["orphan"] for s in rows(client, message_statuses)] == [False]
+
+
+def test_a_failed_serpro_reply_reaches_the_bot_and_its_answer_goes_out_on_serpro(
+    tmp_path: Path, serpro: FakeSerpro
+) -> None:
+    """A `failed` status matched by idRequisicao (SERPRO answers sends with a request id
+    only) tells Rasa (trigger_intent), and what the bot answers goes back through SERPRO."""
+    from fakes import FakeRasaApi
+    from whatsapp_api_integration.integrations.rasa_failures import RasaFailedDeliveryNotifier
+
+    rasa = FakeRasaApi([{"recipient_id": "+5561987654321", "text": "Tente de novo mais tarde"}])
+    try:
+        client = app_client(
+            tmp_path, serpro, rasa, RASA_FAILED_DELIVERY_INTENT="whatsapp_delivery_failed"
+        )
+        gateway = gateway_state(client.application).gateway
+        post_serpro(client, text_envelope("wamid.in.f", "oi"), f"Bearer {WEBHOOK_TOKEN}")
+        gateway.process_available()
+        (reply,) = rows(client, outbound_messages)
+        failed = serpro_envelope(
+            statuses=[
+                {
+                    "id": "wamid.out.f",
+                    "status": "failed",
+                    "timestamp": str(int(time.time())),
+                    "recipient_id": "5561987654321",
+                    "errors": [{"code": 131047, "title": "Re-engagement message"}],
+                }
+            ],
+            request_id=reply["request_id"],
+        )
+        assert post_serpro(client, failed, f"Bearer {WEBHOOK_TOKEN}").status_code == 200
+        notifier = gateway.on_failed_reply
+        assert isinstance(notifier, RasaFailedDeliveryNotifier)
+        notifier.join()
+        (trigger,) = rasa.triggers
+        assert "/conversations/%2B5561987654321/trigger_intent" in trigger.path
+        assert trigger.json["entities"]["whatsapp_failed_message_id"] == "wamid.out.f"
+        assert trigger.json["entities"]["whatsapp_error_code"] == 131047
+        assert serpro.texts() == ["Você disse: oi", "Tente de novo mais tarde"]
+        assert serpro.sends[1].json["destinatario"] == "+5561987654321"
+    finally:
+        rasa.close()

@@ -61,6 +61,19 @@ def test_every_setting_is_a_field() -> None:
         assert hasattr(Settings(), name.lower()), name
 
 
+def test_an_invalid_value_names_the_file_it_came_from(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SEND_BURST=0\n")
+    (tmp_path / "variables.env").write_text("RASA_URL=localhost:5005\n")
+    files = (str(tmp_path / ".env"), str(tmp_path / "variables.env"))
+    with pytest.raises(SettingsError) as caught:
+        load({"MAX_ATTEMPTS": "zero"}, files)
+    assert set(caught.value.problems) == {
+        "SEND_BURST (in .env): expected a whole number ≥ 1, got '0'",
+        "RASA_URL (in variables.env): expected an http:// or https:// URL, got 'localhost:5005'",
+        "MAX_ATTEMPTS: expected a whole number ≥ 1, got 'zero'",
+    }
+
+
 def test_environment_wins_over_dotenv_which_wins_over_variables_env(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("WORKERS=2\nMAX_ATTEMPTS=3\nRASA_TIMEOUT=5\n")
     (tmp_path / "variables.env").write_text(
@@ -178,6 +191,23 @@ def test_empty_app_secret_is_unset_with_a_warning() -> None:
     assert load({}).warnings == ()
 
 
+def test_rasa_api_token_alone_is_said_to_be_unused() -> None:
+    alone = load({"RASA_URL": "http://rasa:5005", "RASA_API_TOKEN": "rasa-token-for-tests-1"})
+    assert [w for w in alone.warnings if "RASA_API_TOKEN" in w] == [
+        "RASA_API_TOKEN is set but unused: only failed deliveries call Rasa's HTTP API "
+        "(set RASA_FAILED_DELIVERY_INTENT too); Rasa's REST channel takes no token"
+    ]
+    assert "rasa-token-for-tests-1" not in " ".join(alone.warnings)
+    used = load(
+        {
+            "RASA_URL": "http://rasa:5005",
+            "RASA_API_TOKEN": "rasa-token-for-tests-1",
+            "RASA_FAILED_DELIVERY_INTENT": "whatsapp_delivery_failed",
+        }
+    )
+    assert used.warnings == ()
+
+
 def test_empty_values_mean_unset(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("WPP_AUTHORIZATION_TOKEN=\nWORKERS=\n")
     settings = load({}, (str(tmp_path / ".env"),))
@@ -252,3 +282,16 @@ def test_pacing_can_be_turned_off_and_the_pool_and_grace_set() -> None:
     defaults = load()
     assert (defaults.database_pool_size, defaults.shutdown_grace_seconds) == (None, 20.0)
     assert defaults.job_lease_seconds == 30.0
+
+
+def test_a_worker_process_sizes_its_pool_for_its_threads_alone() -> None:
+    """`whatsapp-gateway worker` and `manage.py whatsapp_worker` (pipeline/process.py): at
+    least one thread, a connection for each and two more, no HTTP thread's."""
+    from whatsapp_api_integration.pipeline.process import worker_process_settings
+
+    four = worker_process_settings(load({"WORKERS": "4"}))
+    assert (four.workers, four.database_pool_size) == (4, 6)
+    none = worker_process_settings(load({"WORKERS": "0"}))
+    assert (none.workers, none.database_pool_size) == (1, 3)
+    told = worker_process_settings(load({"DATABASE_POOL_SIZE": "12"}), threads=2)
+    assert (told.workers, told.database_pool_size) == (2, 12)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -61,3 +63,50 @@ def test_worker_process_at_the_same_priority(sandbox_env: None) -> None:
         assert priority == os.getpriority(os.PRIO_PROCESS, 0)
     finally:
         worker.stop(timeout=20)
+
+
+@pytest.mark.timeout(90)
+def test_worker_process_stops_when_the_server_dies_unannounced(sandbox_env: None) -> None:
+    """A SIGKILLed `serve` cannot stop its worker: the worker must not live on, orphaned."""
+    script = (
+        "import sys, time\n"
+        "from whatsapp_api_integration.cli.worker_process import WorkerProcess\n"
+        "worker = WorkerProcess(niceness=0)\n"
+        "worker.start()\n"
+        "print(worker.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        child = int(server.stdout.readline())
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(10)
+        assert _wait_for(lambda: not _alive(child), seconds=60), "the worker outlived its server"
+    finally:
+        server.kill()
+
+
+@pytest.mark.timeout(60)
+def test_a_signal_to_the_servers_group_does_not_reach_the_worker(sandbox_env: None) -> None:
+    """Ctrl-C or `kill -TERM -<pgid>` must reach the worker once (through `stop`), not twice:
+    a second SIGTERM tells a worker to drop the jobs it is finishing."""
+    worker = WorkerProcess(niceness=0)
+    worker.start()
+    try:
+        assert worker.pid is not None
+        assert os.getpgid(worker.pid) != os.getpgid(0)
+    finally:
+        worker.stop(timeout=20)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) counts as gone
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False

@@ -278,14 +278,21 @@ class _Reader:
         try:
             return parse(value)
         except ValueError:
-            self.problems.append(f"{name}: expected {expected}, got {value!r}")
+            self.problems.append(f"{self._where(name)}: expected {expected}, got {value!r}")
             return default
 
     def url(self, name: str, default: str | None = None) -> str | None:
         value = self.text(name, default)
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            self.problems.append(f"{name}: expected an http:// or https:// URL, got {value!r}")
+            self.problems.append(
+                f"{self._where(name)}: expected an http:// or https:// URL, got {value!r}"
+            )
         return value.rstrip("/") if value else value
+
+    def _where(self, name: str) -> str:
+        """The name, and the file it was read from when not the environment."""
+        source = self.sources.get(name, "env").removesuffix(" (empty)")
+        return name if source in ("env", "default") else f"{name} (in {source})"
 
 
 def _whole(minimum: int) -> Callable[[str], int]:
@@ -452,6 +459,11 @@ def load_settings(
         problems.append(
             "RASA_FAILED_DELIVERY_INTENT needs RASA_URL: the failure is told to Rasa's HTTP API "
             "(rasa run --enable-api), e.g. RASA_URL=http://localhost:5005"
+        )
+    if reader.text("RASA_API_TOKEN") and not failed_intent:
+        warnings.append(
+            "RASA_API_TOKEN is set but unused: only failed deliveries call Rasa's HTTP API "
+            "(set RASA_FAILED_DELIVERY_INTENT too); Rasa's REST channel takes no token"
         )
 
     database_url = reader.text("DATABASE_URL", Settings.database_url) or Settings.database_url

@@ -5,6 +5,7 @@ own callable and sending to a fake Graph API on loopback."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -276,7 +277,9 @@ def test_invalid_settings_get_503_and_a_system_check_error(settings: Any) -> Non
     response = post_signed(APIClient(), text_body(wamid(), "oi"))
     assert response.status_code == 503
     errors = [m for m in checks.run_checks() if m.id == "whatsapp_gateway.E001"]
-    assert [m.msg for m in errors] == ["WORKERS: expected a whole number ≥ 0, got 'muitos'"]
+    assert [m.msg for m in errors] == [
+        "WORKERS (Django settings): expected a whole number ≥ 0, got 'muitos'"
+    ]
 
 
 def test_settings_of_a_type_django_cannot_mean_are_named(settings: Any) -> None:
@@ -350,7 +353,10 @@ def test_the_worker_command_names_an_invalid_setting(settings: Any) -> None:
     from django.core.management import CommandError
 
     settings.MAX_ATTEMPTS = 0
-    with pytest.raises(CommandError, match=r"MAX_ATTEMPTS: expected a whole number ≥ 1, got '0'"):
+    with pytest.raises(
+        CommandError,
+        match=r"MAX_ATTEMPTS \(Django settings\): expected a whole number ≥ 1, got '0'",
+    ):
         call_command("whatsapp_worker", "--once")
 
 
@@ -384,6 +390,12 @@ def test_the_sandbox_conversation_shows_what_the_bot_answered(
         Client(REMOTE_ADDR="203.0.113.9").get(f"/sandbox/conversations/{CONTACT}").status_code
         == 403
     )
+    # A proxy on this machine connects from loopback for anyone (as the Flask host's rule).
+    for proxy_header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        proxied = Client().get(
+            f"/sandbox/conversations/{CONTACT}", headers={proxy_header: "203.0.113.9"}
+        )
+        assert proxied.status_code == 403, proxy_header
     settings.ADMIN_TOKEN = "admin-token-for-tests-99"
     allowed = Client(REMOTE_ADDR="203.0.113.9").get(
         f"/sandbox/conversations/{CONTACT}",
@@ -413,3 +425,39 @@ def test_migrate_names_a_store_it_cannot_reach(
             connections.close_all()
     assert "the WhatsApp gateway's store at sqlite:///" in str(raised.value)
     assert "could not be migrated" in str(raised.value)
+
+
+def test_the_rasa_api_token_stays_out_of_the_projects_log(
+    settings: Any, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed reply is told to Rasa with RASA_API_TOKEN in the query string (`?token=`),
+    and httpx logs each request's URL at INFO: in a Django project, whose LOGGING (not the
+    gateway's) decides what is printed, the token is masked all the same."""
+    from fakes import FakeRasaApi, status_body
+    from whatsapp_api_integration.integrations.django import runtime
+    from whatsapp_api_integration.integrations.rasa_failures import RasaFailedDeliveryNotifier
+
+    rasa_token = "rasa-api-token-for-django-tests-01"
+    rasa = FakeRasaApi()
+    try:
+        settings.RASA_URL = rasa.url
+        settings.RASA_FAILED_DELIVERY_INTENT = "whatsapp_delivery_failed"
+        settings.RASA_API_TOKEN = rasa_token
+        assert post_signed(APIClient(), text_body(wamid(), "oi")).status_code == 200
+        assert "worked 1 job(s)" in worker_once()
+        [reply] = [e for e in store.conversation(CONTACT) if e["direction"] == "out"]
+        caplog.set_level(logging.INFO)
+        failed = json.loads(status_body(str(reply["wamid"]), "failed"))
+        failed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"] = [
+            {"code": 131047, "title": "Re-engagement message"}
+        ]
+        assert post_signed(APIClient(), json.dumps(failed).encode()).status_code == 200
+        notifier = runtime.current()[1].on_failed_reply
+        assert isinstance(notifier, RasaFailedDeliveryNotifier)
+        notifier.join()
+        assert len(rasa.triggers) == 1
+    finally:
+        rasa.close()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "trigger_intent?token=****" in logged  # httpx's line is there, masked
+    assert rasa_token not in logged

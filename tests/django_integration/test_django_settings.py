@@ -169,3 +169,18 @@ def test_a_wrong_whatsapp_gateway_dict_is_named(settings: Any, value: Any, probl
         load_gateway_settings({}, env_files=())
     [reported] = raised.value.problems
     assert reported.startswith(problem)
+
+
+def test_an_invalid_value_says_it_came_from_djangos_settings(settings: Any) -> None:
+    """The same name may be set in Django's settings and in the environment: the error says
+    which one to fix."""
+    settings.SEND_RATE = "rápido"
+    settings.WHATSAPP_GATEWAY = {"SHUTDOWN_GRACE_SECONDS": -1}
+    with pytest.raises(SettingsError) as caught:
+        load_gateway_settings({"MAX_ATTEMPTS": "muitas"}, env_files=())
+    assert set(caught.value.problems) == {
+        "SEND_RATE (Django settings): expected messages per second ≥ 0 (0 = no pacing), "
+        "got 'rápido'",
+        "SHUTDOWN_GRACE_SECONDS (Django settings): expected a number of seconds ≥ 0, got '-1'",
+        "MAX_ATTEMPTS: expected a whole number ≥ 1, got 'muitas'",
+    }

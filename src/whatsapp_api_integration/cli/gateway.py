@@ -13,9 +13,7 @@ import argparse
 import functools
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -171,7 +169,7 @@ def serve(args: argparse.Namespace) -> int:
         )
     finally:
         if worker is not None:
-            worker.stop()
+            worker.stop(timeout=settings.shutdown_grace_seconds + 10)
     return 0
 
 
@@ -217,32 +215,17 @@ def worker(args: argparse.Namespace) -> int:
     jobs in hand finish for up to SHUTDOWN_GRACE_SECONDS; jobs still running then are given
     back to the queue, for another worker to take at once. A second signal gives them back
     at once."""
-    import dataclasses
-
-    from whatsapp_api_integration.store.engine import pool_size_for
-
-    settings = _settings_or_exit()
-    _configure_logging(settings)
-    threads = max(1, settings.workers)
-    pool_size = settings.database_pool_size or pool_size_for(0, threads)
-    gateway = build_gateway(
-        dataclasses.replace(settings, workers=threads, database_pool_size=pool_size)
+    from whatsapp_api_integration.pipeline.process import (
+        stop_on_signals,
+        worker_process_settings,
     )
-    stop = threading.Event()
 
+    settings = worker_process_settings(_settings_or_exit())
+    _configure_logging(settings)
+    threads = settings.workers
+    gateway = build_gateway(settings)
+    stop = stop_on_signals(gateway)
     log = logging.getLogger(__name__)
-
-    def request_stop(signum: int, frame: object) -> None:
-        if not stop.is_set():
-            stop.set()
-            return
-        # A second signal (Ctrl-C twice): do not wait for the jobs in hand.
-        released = gateway.abandon()
-        log.warning("worker: stopping now; %d job(s) given back to the queue", released)
-        raise SystemExit(1)
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     pacing = (
         f"{settings.send_rate:g}/s burst {settings.send_burst}" if settings.send_rate else "off"
     )

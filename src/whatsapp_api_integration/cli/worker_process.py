@@ -5,10 +5,16 @@ GIL, so while they call the bot and send, every webhook waits for the interprete
 with the server on one core, acks then took 150-600 ms at the 99th percentile instead of
 tens (docs/performance.md). A separate process, started with a lower CPU priority (nice 10),
 leaves the webhook the core whenever it needs it and works jobs with the rest.
+
+The child runs in its own session, so a signal sent to the server's process group (Ctrl-C in
+a terminal, `kill -TERM -<pgid>`) does not reach it as well as the one `stop` sends: a worker
+takes a second SIGTERM as "release the jobs in hand at once", and would drop the job it was
+finishing. On Linux it is also told to stop (SIGTERM) if the server dies without stopping it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -21,6 +27,20 @@ log = logging.getLogger(__name__)
 
 NICENESS = 10  # default: the webhook first, the worker gets the CPU the web process leaves
 _COMMAND = "from whatsapp_api_integration.cli import main; raise SystemExit(main(['worker']))"
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_when_parent_dies() -> None:
+    """Linux: SIGTERM this (child) process when its parent dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        pass
 
 
 class WorkerProcess:
@@ -45,12 +65,15 @@ class WorkerProcess:
     def _spawn(self) -> None:
         niceness = self.niceness
 
-        def lower_priority() -> None:
-            os.nice(niceness)
+        def prepare_child() -> None:
+            if niceness and hasattr(os, "nice"):
+                os.nice(niceness)
+            _stop_when_parent_dies()
 
         self._process = subprocess.Popen(
             [sys.executable, "-c", _COMMAND],
-            preexec_fn=lower_priority if niceness and hasattr(os, "nice") else None,
+            preexec_fn=prepare_child,
+            start_new_session=True,
         )
         log.info("worker process %d started (nice %d)", self._process.pid, niceness)
 

@@ -122,10 +122,12 @@ class Gateway:
         # Told of each reply WhatsApp reports as failed (e.g. to tell the bot); must not block.
         self.on_failed_reply: Callable[[FailedReply], None] | None = None
         self._listener: JobListener | None = None  # PostgreSQL: other processes' new work
+        # What every send goes through, replies and proactive messages alike (pacing, halt).
+        self.paced_senders = self._paced(self.senders)
         self._runner = JobRunner(
             store=self.store,
             backend=backend,
-            senders=self._paced(self.senders),
+            senders=self.paced_senders,
             br_ninth_digit=config.br_ninth_digit,
             render_options=config.render_options,
             max_attempts=config.max_attempts,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -66,9 +67,20 @@ def contact_ids_for(sender_id: str) -> list[str]:
 
 
 class ProactiveSender:
-    def __init__(self, gateway: Gateway, *, default_provider: str = "cloud_api") -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        default_provider: str = "cloud_api",
+        wait_seconds: float = 10.0,
+        poll_seconds: float = 0.05,
+    ) -> None:
+        """`wait_seconds`: how long a proactive message waits for the replies a worker is
+        still sending to the same contact (order), before it goes anyway."""
         self.gateway = gateway
         self.default_provider = default_provider
+        self.wait_seconds = wait_seconds
+        self.poll_seconds = poll_seconds
 
     def route(self, sender_id: str) -> Route:
         candidates = contact_ids_for(sender_id)
@@ -110,11 +122,13 @@ class ProactiveSender:
             logger.warning("proactive message to %s: %s", self._shown(route), warning)
         if not rendered.messages:
             return []
-        sender = self.gateway.senders.get(route.provider)
+        # Paced like replies: the number's rate is shared by everything it sends.
+        sender = self.gateway.paced_senders.get(route.provider)
         if sender is None:
             raise ProactiveError(f"no sender configured for provider {route.provider!r}")
         if not route.phone_number_id and route.provider != "serpro":
             raise ProactiveError("no phone number id to send from (WPP_PHONE_NUMBER_IDENTIFIER)")
+        self._after_replies_in_flight(route)
         bodies = [
             JobRunner._request_body(route.provider, message, route.recipient)
             for message in rendered.messages
@@ -128,11 +142,14 @@ class ProactiveSender:
             payload_refs=rendered.payload_refs,
         )
         results: list[SendResult] = []
-        for outbound_id, message in zip(ids, rendered.messages, strict=True):
+        for seq, (outbound_id, message) in enumerate(zip(ids, rendered.messages, strict=True)):
             try:
                 result = sender.send(route.phone_number_id or "", message, route.recipient)
             except SendError as error:
                 self.gateway.store.outbound_failed(outbound_id, str(error))
+                self.gateway.store.outbound_not_sent(
+                    ids[seq + 1 :], f"not sent: message {seq + 1} before it was refused"
+                )
                 logger.warning("proactive message to %s refused: %s", self._shown(route), error)
                 raise
             self.gateway.store.proactive_accepted(
@@ -144,6 +161,23 @@ class ProactiveSender:
             results.append(result)
         logger.info("sent %d proactive message(s) to %s", len(results), self._shown(route))
         return results
+
+    def _after_replies_in_flight(self, route: Route) -> None:
+        """Wait (up to `wait_seconds`) until no reply to the contact is being sent, so a
+        reminder does not land between the parts of an answer."""
+        if route.contact_key is None:
+            return
+        deadline = time.monotonic() + self.wait_seconds
+        while self.gateway.store.replies_in_flight(route.contact_key):
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "proactive message to %s: replies to the contact are still being sent "
+                    "after %.0fs; sending it now",
+                    self._shown(route),
+                    self.wait_seconds,
+                )
+                return
+            time.sleep(self.poll_seconds)
 
     def _shown(self, route: Route) -> str:
         return self.gateway.show_contact(route.contact_key or route.contact_id)

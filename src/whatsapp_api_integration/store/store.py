@@ -849,6 +849,18 @@ class Store:
                 .values(state="failed", error=error, attempts=outbound_messages.c.attempts + 1)
             )
 
+    def outbound_not_sent(self, outbound_ids: Sequence[int], error: str) -> None:
+        """Recorded messages that will never be sent (one before them was refused): failed,
+        not tried, so no page shows them as still being sent."""
+        if not outbound_ids:
+            return
+        with self._write() as connection:
+            connection.execute(
+                update(outbound_messages)
+                .where(outbound_messages.c.id.in_(list(outbound_ids)))
+                .values(state="failed", error=error)
+            )
+
     # ---- payload references ---------------------------------------------------------------
 
     def save_payload_refs(self, refs: Mapping[str, str]) -> None:
@@ -1000,6 +1012,23 @@ class Store:
             )
         return dict(row) if row is not None else None
 
+    def replies_in_flight(self, contact_key: str) -> bool:
+        """Whether a message of this contact has its bot answer and is still having its
+        replies sent (now, or at a retry): a proactive message waits for them, so it does not
+        come between them."""
+        m = inbound_messages
+        with self._read() as connection:
+            row = connection.execute(
+                select(m.c.id)
+                .where(
+                    m.c.contact_key == contact_key,
+                    m.c.state.in_(("processing", "received")),
+                    m.c.responses.is_not(None),
+                )
+                .limit(1)
+            ).first()
+        return row is not None
+
     def record_proactive(
         self,
         *,
@@ -1044,18 +1073,7 @@ class Store:
         self, outbound_id: int, *, wamid: str | None, request_id: str | None, status: str | None
     ) -> None:
         with self._write() as connection:
-            connection.execute(
-                update(outbound_messages)
-                .where(outbound_messages.c.id == outbound_id)
-                .values(
-                    state="accepted",
-                    wamid=wamid,
-                    request_id=request_id,
-                    status=status,
-                    attempts=outbound_messages.c.attempts + 1,
-                    accepted_at=time.time(),
-                )
-            )
+            connection.execute(_accepted(outbound_id, wamid, request_id, status, time.time()))
 
     def recent_contacts(self, limit: int = 50, *, window: int = 5000) -> list[dict[str, Any]]:
         """Contacts by their latest inbound message, newest first (the operator views).
@@ -1219,6 +1237,26 @@ def _contact_still_free(connection: Connection, row: RowMapping) -> bool:
         .limit(1)
     ).first()
     return blocker is None
+
+
+def _accepted(
+    outbound_id: int, wamid: str | None, request_id: str | None, status: str | None, now: float
+) -> Any:
+    """The statement that marks a sent message accepted with the provider's ids: a reply's
+    and a proactive message's alike."""
+    return (
+        update(outbound_messages)
+        .where(outbound_messages.c.id == outbound_id)
+        .values(
+            state="accepted",
+            wamid=wamid,
+            request_id=request_id,
+            status=status,
+            attempts=outbound_messages.c.attempts + 1,
+            accepted_at=now,
+            error=None,
+        )
+    )
 
 
 def _inbound_item(row: RowMapping) -> dict[str, Any]:

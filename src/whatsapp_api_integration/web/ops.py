@@ -6,8 +6,6 @@ pipeline's registry (jobs, sends, dead letters, queue depth).
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 import time
 from typing import Any
@@ -15,6 +13,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+
+from whatsapp_api_integration.web.operators import is_operator
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("whatsapp_api_integration.access")
@@ -33,9 +33,6 @@ HTTP_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=HTTP_REGISTRY,
 )
-
-# A request that names a client it was forwarded for is not taken as loopback.
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 blueprint = Blueprint("whatsapp_ops", __name__)
 sandbox_blueprint = Blueprint("whatsapp_sandbox", __name__, url_prefix="/sandbox")
@@ -77,23 +74,12 @@ def metrics() -> Response:
 # ---- sandbox ---------------------------------------------------------------------------
 
 
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 @sandbox_blueprint.before_request
 def _only_for_operators() -> None:
-    """Loopback callers, or anyone with ADMIN_TOKEN (DESIGN §12)."""
+    authorization = request.headers.get("Authorization")
     admin_token = _state().settings.admin_token
-    if admin_token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if hmac.compare_digest(given.encode(), admin_token.encode()):
-            return
-    if not _is_loopback(request.remote_addr) or any(h in request.headers for h in PROXY_HEADERS):
-        abort(403)  # (a proxy on this machine connects from loopback for anyone)
+    if not is_operator(request.remote_addr, request.headers, authorization, admin_token):
+        abort(403)
 
 
 @sandbox_blueprint.get("/conversations/<contact>")

@@ -37,7 +37,11 @@ def proactive() -> tuple[Response, int]:
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         log.warning("proactive send refused: missing or wrong bearer token")
-        return _error(401, "missing or wrong bearer token")
+        return _error(
+            401,
+            "missing or wrong bearer token: send Authorization: Bearer <PROACTIVE_TOKEN> "
+            "(the Rasa channel's gateway_token)",
+        )
     document: Any = request.get_json(silent=True)
     if not isinstance(document, dict):
         return _error(400, '$: expected a JSON object {"recipient_id": ..., "messages": [...]}')

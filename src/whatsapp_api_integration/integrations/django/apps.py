@@ -31,12 +31,15 @@ class WhatsAppGatewayConfig(AppConfig):
 
 def hide_tokens_in_access_log() -> None:
     """`runserver` logs each request line with its query string, and Meta's handshake sends
-    `hub.verify_token` there (DESIGN.md §3): mask it, once."""
+    `hub.verify_token` there (DESIGN.md §3); httpx logs each URL it calls, and Rasa's API
+    takes RASA_API_TOKEN as `?token=` (failed deliveries). The project's LOGGING, not the
+    gateway's, decides what is printed: mask them at the source, once."""
     from whatsapp_api_integration.logging_setup import RedactingFilter, Redactor
 
-    access_log = logging.getLogger("django.server")
-    if not any(isinstance(f, RedactingFilter) for f in access_log.filters):
-        access_log.addFilter(RedactingFilter(Redactor()))
+    for name in ("django.server", "httpx"):
+        source = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in source.filters):
+            source.addFilter(RedactingFilter(Redactor()))
 
 
 def migrate_store(

@@ -165,11 +165,11 @@ def load_gateway_settings(
     files = tuple(env_files)
     from_django = django_values(django_settings)
     merged = {**env, **from_django}
-    settings = load_settings(merged, env_files=files)
+    settings = _load(merged, files, from_django)
     sources = dict(settings.sources)
     if sources.get("DATABASE_URL", "default").split(" ")[-1] in ("default", "(empty)"):
         merged["DATABASE_URL"] = project_database_url()
-        settings = load_settings(merged, env_files=files)
+        settings = _load(merged, files, from_django)
         sources = dict(settings.sources)
         sources["DATABASE_URL"] = f"DATABASES[{DATABASE_ALIAS!r}]"
     for name in from_django:
@@ -178,6 +178,22 @@ def load_gateway_settings(
     return dataclasses.replace(
         settings, database_url=normalise_database_url(settings.database_url), sources=sources
     )
+
+
+def _load(
+    merged: Mapping[str, str], files: tuple[str | os.PathLike[str], ...], from_django: Any
+) -> Settings:
+    """`load_settings`, its problems saying which came from Django's settings."""
+    try:
+        return load_settings(merged, env_files=files)
+    except SettingsError as error:
+        problems = []
+        for problem in error.problems:
+            name, colon, rest = problem.partition(":")
+            if colon and name in from_django:
+                problem = f"{name} ({DJANGO_SOURCE}):{rest}"
+            problems.append(problem)
+        raise SettingsError(problems) from None
 
 
 def database_alias_for_store(settings: Settings) -> str | None:

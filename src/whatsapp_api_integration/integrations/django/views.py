@@ -160,14 +160,7 @@ class SandboxConversationView(View):
 
 
 def _operator(request: HttpRequest, admin_token: str | None) -> bool:
-    import hmac
-    import ipaddress
+    from whatsapp_api_integration.web.operators import is_operator
 
-    if admin_token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if hmac.compare_digest(given.encode(), admin_token.encode()):
-            return True
-    try:
-        return ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "").is_loopback
-    except ValueError:
-        return False
+    authorization = request.headers.get("Authorization")
+    return is_operator(request.META.get("REMOTE_ADDR"), request.headers, authorization, admin_token)

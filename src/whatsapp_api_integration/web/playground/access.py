@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from flask import Request
 
-from whatsapp_api_integration.web.ops import PROXY_HEADERS
+from whatsapp_api_integration.web.operators import PROXY_HEADERS
 
 if TYPE_CHECKING:
     from whatsapp_api_integration.settings import Settings
