@@ -31,6 +31,7 @@ PAIRS = [
     ("docs/django.md", "docs/django.pt-BR.md"),
     ("docs/scaling.md", "docs/scaling.pt-BR.md"),
     ("docs/playground.md", "docs/playground.pt-BR.md"),
+    ("docs/performance.md", "docs/performance.pt-BR.md"),
 ]
 # Pages whose relative links must all lead to a file of the repository.
 LINKED_PAGES = [
@@ -310,3 +311,62 @@ def test_render_examples_run_and_give_bodies_whatsapp_accepts(page: str) -> None
         assert bodies
         for body in bodies:
             assert check_cloud_api(body) == [], body
+
+
+# ---- the log lines the docs quote are lines the code writes --------------------------------
+
+LOG_LINE = re.compile(
+    r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) (whatsapp_api_integration[\w.]*): (.+)$"
+)
+
+
+def _logger_sources(logger: str) -> list[Path]:
+    """The files that may log as `logger`: its module, or every module of its package."""
+    path = ROOT / "src" / Path(*logger.split("."))
+    if path.with_suffix(".py").is_file():
+        return [path.with_suffix(".py")]
+    return sorted(path.rglob("*.py")) if path.is_dir() else []
+
+
+def _format_patterns(files: list[Path]) -> list[re.Pattern[str]]:
+    """Every string literal with a %-placeholder, as a regex that its output matches."""
+    import ast
+
+    patterns = []
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "%" in node.value:
+                escaped = re.escape(node.value)
+                patterns.append(re.compile(re.sub(r"%(?:\\\.\d+)?[sdfr]", ".*?", escaped)))
+    return patterns
+
+
+def quoted_log_lines(relative: str) -> list[tuple[str, str]]:
+    found = []
+    for block in read_page(relative).blocks:
+        if block.language == "text":
+            for line in block.text.splitlines():
+                match = LOG_LINE.match(line.strip())
+                if match:
+                    found.append((match.group(2), match.group(3)))
+    return found
+
+
+@pytest.mark.parametrize("page", ["docs/getting-started.md", "docs/getting-started.pt-BR.md"])
+def test_quoted_log_lines_are_written_by_the_code(page: str) -> None:
+    lines = quoted_log_lines(page)
+    assert len(lines) >= 8, page
+    for logger, message in lines:
+        files = _logger_sources(logger)
+        assert files, f"{page}: no module logs as {logger}"
+        if not any(p.fullmatch(message) for p in _format_patterns(files)):
+            # a message without placeholders is a plain literal
+            literal = any(message in f.read_text(encoding="utf-8") for f in files)
+            assert literal, f"{page}: {logger} never writes {message!r}"
+
+
+def test_a_log_line_the_code_does_not_write_is_caught() -> None:
+    files = _logger_sources("whatsapp_api_integration.pipeline")
+    patterns = _format_patterns(files)
+    assert any(p.fullmatch("body 7 rejected with 401: anything") for p in patterns)
+    assert not any(p.fullmatch("body 7 was refused with 401: anything") for p in patterns)

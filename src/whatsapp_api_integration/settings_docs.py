@@ -203,10 +203,12 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     ),
     "WORKERS": SettingDoc(
         "store",
-        "Job worker threads per process (call the bot, send replies). 0: the web process "
-        "works no jobs; run `whatsapp-gateway worker` beside it.",
-        "Threads de trabalho por processo (chamam o bot, enviam respostas). 0: o processo "
-        "web não trabalha; rode `whatsapp-gateway worker` ao lado.",
+        "Job threads (call the bot, send replies) of the worker process `serve` starts, and "
+        "of `whatsapp-gateway worker`. 0: `serve` works no jobs; run `whatsapp-gateway "
+        "worker` beside it.",
+        "Threads de trabalho (chamam o bot, enviam respostas) do processo worker que o "
+        "`serve` inicia, e do `whatsapp-gateway worker`. 0: o `serve` não trabalha; rode "
+        "`whatsapp-gateway worker` ao lado.",
     ),
     "MAX_ATTEMPTS": SettingDoc(
         "store",
