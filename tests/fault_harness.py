@@ -136,7 +136,7 @@ class FaultyGraph(FakeGraph):
         time.sleep(pause * 0.02)  # a send takes a while, so kills land mid-send too
         if roll < self.error_rate:
             answer: tuple[int, Any, dict[str, str]] = [
-                (429, self.error(130429, "Rate limit hit", 429)[1], {}),
+                (429, self.error(130429, "Rate limit hit", 429)[1], {"Retry-After": "1"}),
                 (400, self.error(131000, "Something went wrong", 400)[1], {}),
                 (500, b"Internal Server Error", {}),
                 (503, self.error(2, "Service temporarily unavailable", 503)[1], {}),
@@ -437,6 +437,7 @@ class FaultReport:
     unexpected_replies: int
     dead_letters: int
     jobs_taken_back: int  # jobs a killed worker held, taken back after their lease expired
+    sends_logged: int  # "sent reply ... wamid" lines in the workers' logs (the window check)
     bot_asked_again: int  # messages the bot was asked about more than once (a kill in between)
     states: dict[str, int]
     posting_seconds: float
@@ -716,6 +717,7 @@ def _analyse(
         "graph_accepted": len(accepted),
         "dead_letters": dead,
         "jobs_taken_back": taken_back,
+        "sends_logged": len(logged),
         "bot_asked_again": asked_again,
         "states": _states(store),
         **count_replies(expected_order, accepted, recorded, logged, worker_kill_times),
