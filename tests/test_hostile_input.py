@@ -11,7 +11,7 @@ memory on big bodies.
   a body over the limit is not read whole.
 
 Sizes: FUZZ_EXAMPLES (default 150) examples per property. The full run, over 10^5 bodies:
-    FUZZ_EXAMPLES=20000 FUZZ_FULL=1 .venv/bin/pytest tests/test_hostile_input.py -s
+    FUZZ_EXAMPLES=25000 FUZZ_FULL=1 .venv/bin/pytest tests/test_hostile_input.py -s
 which prints how many bodies went through. FUZZ_FULL=1 also sizes the memory cases at the limit.
 """
 
