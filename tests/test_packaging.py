@@ -32,6 +32,7 @@ def test_poetry_groups_repeat_the_pip_extras(pyproject: dict[str, Any]) -> None:
     groups = pyproject["dependency-groups"]
     assert groups["server"] == extras["server"]
     assert groups["dev"] == extras["dev"]
+    assert groups["django"] == extras["django"]
 
 
 def test_no_extra_pulls_pydantic_2_or_rasa(pyproject: dict[str, Any]) -> None:

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
+    from whatsapp_api_integration.backends import Backend
     from whatsapp_api_integration.pipeline.gateway import Gateway
     from whatsapp_api_integration.providers import Sender
+    from whatsapp_api_integration.providers.serpro import TokenStore
 
 Provider = Literal["cloud_api", "serpro"]
 LogFormat = Literal["text", "json"]
+SerproWebhookForm = Literal["json", "text"]
 Mode = Literal["sandbox", "Cloud API", "SERPRO", "Cloud API + SERPRO"]
 
 DEFAULT_ENV_FILES: tuple[str, ...] = (".env", "variables.env")
@@ -41,15 +44,22 @@ SETTING_NAMES: tuple[str, ...] = (
     "SERPRO_PHONE_NUMBER_ID",
     "SERPRO_API_BASE_URL",
     "SERPRO_WEBHOOK_TOKEN",
+    "SERPRO_WEBHOOK_FORM",
+    "SERPRO_MARK_READ_PATH",
     "RASA_WEBHOOK_URL",
     "WHATSAPP_PROVIDER",
     "ANSWER_BACKEND",
     "RASA_URL",
     "RASA_TIMEOUT",
+    "RASA_FAILED_DELIVERY_INTENT",
+    "RASA_API_TOKEN",
+    "PROACTIVE_TOKEN",
     "DATABASE_URL",
+    "DATABASE_POOL_SIZE",
     "WORKERS",
     "MAX_ATTEMPTS",
     "JOB_LEASE_SECONDS",
+    "SHUTDOWN_GRACE_SECONDS",
     "SEND_RATE",
     "SEND_BURST",
     "BR_NINTH_DIGIT",
@@ -112,16 +122,23 @@ class Settings:
     serpro_phone_number_id: str | None = None
     serpro_api_base_url: str = "https://api.whatsapp.serpro.gov.br"
     serpro_webhook_token: str | None = None
+    serpro_webhook_form: SerproWebhookForm = "json"
+    serpro_mark_read_path: str = "/requisicao/mensagem/status"
     rasa_webhook_url: str | None = None
     whatsapp_provider: Provider = "cloud_api"
     answer_backend: str = "echo"
     rasa_url: str | None = None
     rasa_timeout: float = 30.0
+    rasa_failed_delivery_intent: str | None = None  # off when unset
+    rasa_api_token: str | None = None  # Rasa's --auth-token, for its HTTP API
+    proactive_token: str | None = None  # bearer of POST /webhooks/whatsapp/proactive
     database_url: str = "sqlite:///whatsapp_gateway.db"
+    database_pool_size: int | None = None  # None: derived from the threads (store.engine)
     workers: int = 4
     max_attempts: int = 8
-    job_lease_seconds: float = 120.0
-    send_rate: float = 80.0
+    job_lease_seconds: float = 30.0
+    shutdown_grace_seconds: float = 20.0
+    send_rate: float = 80.0  # 0: no pacing
     send_burst: int = 80
     br_ninth_digit: bool = False
     list_button_label: str = "Opções"
@@ -274,6 +291,13 @@ def _whole(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _non_negative_number(text: str) -> float:
+    number = float(text)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(text)
+    return number
+
+
 def _positive_number(text: str) -> float:
     number = float(text)
     if not number > 0 or number == float("inf"):
@@ -283,6 +307,16 @@ def _positive_number(text: str) -> float:
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def _at_least(minimum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        number = _positive_number(text)
+        if number < minimum:
+            raise ValueError(text)
+        return number
+
+    return parse
 
 
 def _boolean(text: str) -> bool:
@@ -310,6 +344,21 @@ def _provider(text: str) -> Provider:
     if lowered == "serpro":
         return "serpro"
     raise ValueError(text)
+
+
+def _webhook_form(text: str) -> SerproWebhookForm:
+    lowered = text.lower()
+    if lowered == "json":
+        return "json"
+    if lowered == "text":
+        return "text"
+    raise ValueError(text)
+
+
+def _request_path(text: str) -> str:
+    if not re.fullmatch(r"/?[\w\-./]+", text) or ".." in text:
+        raise ValueError(text)
+    return "/" + text.strip("/")
 
 
 def _log_format(text: str) -> LogFormat:
@@ -391,6 +440,13 @@ def load_settings(
             f"ANSWER_BACKEND: expected rasa, echo or package.module:callable, got {backend!r}"
         )
 
+    failed_intent = reader.text("RASA_FAILED_DELIVERY_INTENT")
+    if failed_intent and not rasa_url:
+        problems.append(
+            "RASA_FAILED_DELIVERY_INTENT needs RASA_URL: the failure is told to Rasa's HTTP API "
+            "(rasa run --enable-api), e.g. RASA_URL=http://localhost:5005"
+        )
+
     database_url = reader.text("DATABASE_URL", Settings.database_url) or Settings.database_url
     if not re.match(r"^[A-Za-z][\w+.-]*://", database_url):
         problems.append(
@@ -419,20 +475,40 @@ def load_settings(
         serpro_api_base_url=reader.url("SERPRO_API_BASE_URL", Settings.serpro_api_base_url)
         or Settings.serpro_api_base_url,
         serpro_webhook_token=serpro_webhook_token,
+        serpro_webhook_form=reader.parsed(
+            "SERPRO_WEBHOOK_FORM", "json", _webhook_form, "json or text"
+        ),
+        serpro_mark_read_path=reader.parsed(
+            "SERPRO_MARK_READ_PATH",
+            Settings.serpro_mark_read_path,
+            _request_path,
+            "a path under /client/{id}/v2 such as /requisicao/informacao-de-leitura",
+        ),
         rasa_webhook_url=reader.url("RASA_WEBHOOK_URL"),
         whatsapp_provider=provider,
         answer_backend=backend,
         rasa_url=rasa_url,
+        rasa_failed_delivery_intent=failed_intent,
+        rasa_api_token=reader.text("RASA_API_TOKEN"),
+        proactive_token=reader.text("PROACTIVE_TOKEN"),
         rasa_timeout=reader.parsed(
             "RASA_TIMEOUT", 30.0, _positive_number, "a number of seconds > 0"
         ),
         database_url=database_url,
+        database_pool_size=reader.parsed(
+            "DATABASE_POOL_SIZE", None, _whole(1), "a whole number of connections ≥ 1"
+        ),
         workers=reader.parsed("WORKERS", 4, _whole(0), "a whole number ≥ 0"),
         max_attempts=reader.parsed("MAX_ATTEMPTS", 8, _whole(1), "a whole number ≥ 1"),
         job_lease_seconds=reader.parsed(
-            "JOB_LEASE_SECONDS", 120.0, _positive_number, "a number of seconds > 0"
+            "JOB_LEASE_SECONDS", 30.0, _at_least(1.0), "a number of seconds ≥ 1"
         ),
-        send_rate=reader.parsed("SEND_RATE", 80.0, _positive_number, "messages per second > 0"),
+        shutdown_grace_seconds=reader.parsed(
+            "SHUTDOWN_GRACE_SECONDS", 20.0, _non_negative_number, "a number of seconds ≥ 0"
+        ),
+        send_rate=reader.parsed(
+            "SEND_RATE", 80.0, _non_negative_number, "messages per second ≥ 0 (0 = no pacing)"
+        ),
         send_burst=reader.parsed("SEND_BURST", 80, _whole(1), "a whole number ≥ 1"),
         br_ninth_digit=reader.parsed("BR_NINTH_DIGIT", False, _boolean, "true or false"),
         list_button_label=reader.text("LIST_BUTTON_LABEL", "Opções") or "Opções",
@@ -455,12 +531,6 @@ def load_settings(
         sources=dict(reader.sources),
         warnings=tuple(warnings),
     )
-    if settings.answer_backend == "rasa" and settings.job_lease_seconds <= settings.rasa_timeout:
-        problems.append(
-            f"JOB_LEASE_SECONDS: must be longer than RASA_TIMEOUT ({settings.rasa_timeout:g}s), "
-            "or a slow bot call outlives its job's lease and another worker takes the job "
-            f"back; got {settings.job_lease_seconds:g}"
-        )
     if len(settings.list_button_label) > 20:
         problems.append(
             f"LIST_BUTTON_LABEL: WhatsApp allows at most 20 characters, got "
@@ -474,11 +544,16 @@ def load_settings(
 # ---- wiring ----------------------------------------------------------------------------
 
 
-def build_gateway(settings: Settings) -> Gateway:
-    """The one place that turns settings into a pipeline: store, backend and senders."""
+def build_gateway(settings: Settings, *, backend: Backend | None = None) -> Gateway:
+    """The one place that turns settings into a pipeline: store, backend and senders.
+
+    `backend`: one the host provides (the Rasa channel: Rasa itself; the Django app wraps
+    the configured one), else ANSWER_BACKEND's."""
     from whatsapp_api_integration.backends import load_backend
     from whatsapp_api_integration.core.outbound import RenderOptions
     from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
+    from whatsapp_api_integration.store import Store
+    from whatsapp_api_integration.store.engine import pool_size_for
 
     config = GatewayConfig(
         database_url=settings.database_url,
@@ -493,15 +568,40 @@ def build_gateway(settings: Settings) -> Gateway:
         lease_seconds=settings.job_lease_seconds,
         default_phone_number_id=settings.wpp_phone_number_identifier,
         mask_contacts=settings.mask_contacts,
+        send_rate=settings.send_rate,
+        send_burst=settings.send_burst,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        pool_size=settings.database_pool_size
+        or pool_size_for(http_threads=8, worker_threads=settings.workers),
     )
-    backend = load_backend(
-        settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
-    )
-    return Gateway(config, backend, build_senders(settings))
+    if backend is None:
+        backend = load_backend(
+            settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
+        )
+    # One store, shared with SERPRO's client so its token is shared between processes.
+    store = Store(settings.database_url, pool_size=config.pool_size)
+    gateway = Gateway(config, backend, build_senders(settings, store=store), store=store)
+    if settings.rasa_failed_delivery_intent and settings.rasa_url:
+        from whatsapp_api_integration.integrations.rasa_failures import (
+            RasaFailedDeliveryNotifier,
+        )
+        from whatsapp_api_integration.pipeline.proactive import ProactiveSender
+
+        gateway.on_failed_reply = RasaFailedDeliveryNotifier(
+            settings.rasa_url,
+            settings.rasa_failed_delivery_intent,
+            proactive=ProactiveSender(gateway, default_provider=settings.whatsapp_provider),
+            api_token=settings.rasa_api_token,
+            br_ninth_digit=settings.br_ninth_digit,
+            timeout=settings.rasa_timeout,
+        )
+    return gateway
 
 
-def build_senders(settings: Settings) -> dict[str, Sender]:
-    """A sender per configured provider; in sandbox one that records and sends nothing."""
+def build_senders(settings: Settings, *, store: TokenStore | None = None) -> dict[str, Sender]:
+    """A sender per configured provider; in sandbox one that records and sends nothing.
+
+    `store` (the gateway's) lets SERPRO's client share its access token between processes."""
     senders: dict[str, Sender] = {}
     if settings.sandbox:
         from whatsapp_api_integration.providers.sandbox import SandboxSender
@@ -516,11 +616,11 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
             api_version=settings.wpp_api_version,
         )
     if settings.serpro_configured:
-        senders["serpro"] = _serpro_sender(settings)
+        senders["serpro"] = _serpro_sender(settings, store)
     return senders
 
 
-def _serpro_sender(settings: Settings) -> Sender:
+def _serpro_sender(settings: Settings, store: TokenStore | None = None) -> Sender:
     import importlib
     import inspect
 
@@ -535,6 +635,9 @@ def _serpro_sender(settings: Settings) -> Sender:
         "base_url": settings.serpro_api_base_url,
         "phone_number_id": settings.serpro_phone_number_id,
         "waba_id": settings.serpro_waba_id,
+        "token_store": store,
+        "webhook_form": settings.serpro_webhook_form,
+        "mark_read_path": settings.serpro_mark_read_path,
     }
     accepted = inspect.signature(client_class).parameters
     client: Sender = client_class(

@@ -18,6 +18,10 @@ COMMAND_MODULES = (
     "whatsapp_api_integration.cli.parse",
     "whatsapp_api_integration.cli.render",
     "whatsapp_api_integration.cli.gateway",
+    "whatsapp_api_integration.cli.db",
+    "whatsapp_api_integration.cli.serpro",
+    "whatsapp_api_integration.cli.status",
+    "whatsapp_api_integration.cli.lint",
 )
 
 

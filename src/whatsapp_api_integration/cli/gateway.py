@@ -81,16 +81,21 @@ def _register_serve(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=serve)
 
 
-def load_app_for_server(worker_threads: int | None) -> Flask:
+def load_app_for_server(worker_threads: int | None, http_threads: int = 8) -> Flask:
     """Called by granian inside each of its worker processes: the app and its threads are
-    created after the fork, in the process that serves."""
+    created after the fork, in the process that serves. Its database pool holds a connection
+    for each HTTP thread and each worker thread (unless DATABASE_POOL_SIZE says otherwise)."""
     import dataclasses
 
+    from whatsapp_api_integration.store.engine import pool_size_for
     from whatsapp_api_integration.web.app import create_app
 
     settings = load_settings()
     if worker_threads is not None:
         settings = dataclasses.replace(settings, workers=worker_threads)
+    if settings.database_pool_size is None:
+        pool_size = pool_size_for(http_threads, settings.workers)
+        settings = dataclasses.replace(settings, database_pool_size=pool_size)
     return create_app(settings)
 
 
@@ -136,7 +141,8 @@ def serve(args: argparse.Namespace) -> int:
         max(1, args.threads),
     )
     server.serve(
-        target_loader=functools.partial(load_app_for_server, worker_threads), wrap_loader=False
+        target_loader=functools.partial(load_app_for_server, worker_threads, max(1, args.threads)),
+        wrap_loader=False,
     )
     return 0
 
@@ -180,13 +186,19 @@ def _register_worker(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def worker(args: argparse.Namespace) -> int:
     """Work jobs with WORKERS threads (at least one) until SIGTERM or SIGINT, then let the
-    jobs in hand finish (a job still running at the timeout is taken back after its lease)."""
+    jobs in hand finish for up to SHUTDOWN_GRACE_SECONDS; jobs still running then are given
+    back to the queue, for another worker to take at once."""
     import dataclasses
+
+    from whatsapp_api_integration.store.engine import pool_size_for
 
     settings = _settings_or_exit()
     _configure_logging(settings)
     threads = max(1, settings.workers)
-    gateway = build_gateway(dataclasses.replace(settings, workers=threads))
+    pool_size = settings.database_pool_size or pool_size_for(0, threads)
+    gateway = build_gateway(
+        dataclasses.replace(settings, workers=threads, database_pool_size=pool_size)
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:
@@ -201,7 +213,10 @@ def worker(args: argparse.Namespace) -> int:
     gateway.start()
     while not stop.wait(1.0):
         pass
-    log.info("worker: stopping after the jobs in hand")
+    log.info(
+        "worker: stopping; finishing the jobs in hand for up to %gs",
+        settings.shutdown_grace_seconds,
+    )
     gateway.close()
     log.info("worker: stopped")
     return 0

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ from whatsapp_api_integration.core.events import Event, Message, Status, Unknown
 from whatsapp_api_integration.core.identity import contact_key
 from whatsapp_api_integration.core.outbound import RenderOptions
 from whatsapp_api_integration.pipeline import metrics
+from whatsapp_api_integration.pipeline.lease import LeaseKeeper
+from whatsapp_api_integration.pipeline.pacing import PacedSender, Pacer
 from whatsapp_api_integration.pipeline.worker import JobRunner
 from whatsapp_api_integration.providers import Sender
 from whatsapp_api_integration.store import (
@@ -53,6 +55,10 @@ class GatewayConfig:
     default_phone_number_id: str | None = None
     poll_interval_seconds: float = 0.5  # how often idle workers look for other processes' work
     mask_contacts: bool = False  # log contacts as 55619****4321 (MASK_CONTACTS)
+    send_rate: float = 80.0  # messages a second per sending number, all processes (0 = off)
+    send_burst: int = 80
+    shutdown_grace_seconds: float = 10.0  # stop(): wait this long for jobs in hand
+    pool_size: int | None = None  # database connections (None: the store's default)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,17 @@ class AcceptResult:
     duplicates: int  # messages already stored (a redelivery), not processed again
     statuses: int  # statuses stored for the first time
     ignored: int  # new messages stored but not for a backend (state `ignored`)
+
+
+@dataclass(frozen=True)
+class FailedReply:
+    """WhatsApp reported one of our messages as failed (a new `failed` status)."""
+
+    wamid: str
+    provider: str
+    phone_number_id: str | None
+    contact_id: str | None  # the recipient's wa_id or BSUID, when the status names it
+    errors: tuple[dict[str, Any], ...]  # code, title, message, details
 
 
 def mask_contact(text: str) -> str:
@@ -86,17 +103,24 @@ class Gateway:
         self.config = config
         self.backend = backend
         self.senders = dict(senders)
-        self.store = store if store is not None else Store(config.database_url)
+        self.store = (
+            store if store is not None else Store(config.database_url, pool_size=config.pool_size)
+        )
         self.store.migrate()
         self._wakeup = threading.Condition()
         self._generation = 0
         self._next_due: float | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.leases = LeaseKeeper(self.store, config.lease_seconds)
+        self.pacer = Pacer(self.store, rate=config.send_rate, burst=config.send_burst)
+        self._halt = threading.Event()  # set when stopping jobs that could not finish in time
+        # Told of each reply WhatsApp reports as failed (e.g. to tell the bot); must not block.
+        self.on_failed_reply: Callable[[FailedReply], None] | None = None
         self._runner = JobRunner(
             store=self.store,
             backend=backend,
-            senders=self.senders,
+            senders=self._paced(self.senders),
             br_ninth_digit=config.br_ninth_digit,
             render_options=config.render_options,
             max_attempts=config.max_attempts,
@@ -117,6 +141,17 @@ class Gateway:
                 return float("nan")
 
         metrics.track_queue_depth(queue_depth)
+
+    def _paced(self, senders: Mapping[str, Sender]) -> dict[str, Sender]:
+        """Every send goes through `PacedSender` (pacing/pacing.py); a sandbox's is not paced."""
+        from whatsapp_api_integration.providers.sandbox import SandboxSender
+
+        return {
+            name: PacedSender(
+                sender, None if isinstance(sender, SandboxSender) else self.pacer, halt=self._halt
+            )
+            for name, sender in senders.items()
+        }
 
     def show_contact(self, key: str) -> str:
         return mask_contact(key) if self.config.mask_contacts else key
@@ -147,6 +182,7 @@ class Gateway:
                         timestamp=event.timestamp,
                         recipient_id=event.recipient_id or event.recipient_user_id,
                         errors=tuple(dataclasses.asdict(error) for error in event.errors),
+                        request_id=event.request_id,
                     )
                 )
             elif isinstance(event, (WebhookError, Unknown)):
@@ -169,6 +205,8 @@ class Gateway:
         self._log_accepted(counts.body_id, events, counts.orphan_statuses, counts.duplicates)
         if counts.new_messages > counts.ignored:
             self.wake()
+        if counts.failed_replies and self.on_failed_reply is not None:
+            self._report_failed_replies(counts.failed_replies, events)
         return AcceptResult(
             new_messages=counts.new_messages,
             duplicates=counts.duplicates,
@@ -190,6 +228,27 @@ class Gateway:
             text=incoming.text if incoming is not None else None,
             timestamp=message.timestamp,
         )
+
+    def _report_failed_replies(
+        self, failed: Sequence[tuple[str, str | None]], events: Sequence[Event]
+    ) -> None:
+        assert self.on_failed_reply is not None
+        by_wamid = {e.id: e for e in events if isinstance(e, Status) and e.status == "failed"}
+        for wamid, contact_id in failed:
+            status = by_wamid.get(wamid)
+            if status is None:
+                continue
+            report = FailedReply(
+                wamid=wamid,
+                provider=status.provider,
+                phone_number_id=status.phone_number_id,
+                contact_id=contact_id,
+                errors=tuple(dataclasses.asdict(error) for error in status.errors),
+            )
+            try:
+                self.on_failed_reply(report)
+            except Exception:  # telling the bot is a courtesy; the status is stored already
+                logger.exception("could not report failed message %s", wamid)
 
     def _log_accepted(
         self, body_id: int, events: Sequence[Event], orphans: Sequence[str], duplicates: int
@@ -277,7 +336,8 @@ class Gateway:
                 self._idle(seen, stop_event)
                 continue
             try:
-                self._runner.work(job)
+                with self.leases.holding(job):
+                    self._runner.work(job)
             except Exception:  # the store failed while recording an outcome: keep the thread
                 logger.exception("job %s (wamid %s): outcome not recorded", job.id, job.wamid)
                 stop_event.wait(self.config.poll_interval_seconds)
@@ -287,6 +347,7 @@ class Gateway:
         if self._threads:
             return
         self._stop.clear()
+        self._halt.clear()
         for number in range(self.config.workers):
             thread = threading.Thread(
                 target=self.run_worker,
@@ -297,25 +358,34 @@ class Gateway:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Let in-flight jobs finish and the threads end. A job still running at the timeout
-        keeps its lease until it expires, then another worker takes it back."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Claim no more jobs and let the jobs in hand finish, for up to `timeout` seconds
+        (default: `shutdown_grace_seconds`). Jobs still running then are released: back in
+        the queue at once for another worker, and this process's threads send nothing more."""
+        timeout = self.config.shutdown_grace_seconds if timeout is None else timeout
         self._stop.set()
         with self._wakeup:
             self._wakeup.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                logger.warning(
-                    "%s still working after %.1fs; its job will be taken back", thread.name, timeout
-                )
+        late = [thread.name for thread in self._threads if thread.is_alive()]
+        if late:
+            self._halt.set()
+            released = self.leases.release_all()
+            logger.warning(
+                "%s still working after %.1fs: %d job(s) released for another worker",
+                ", ".join(late),
+                timeout,
+                released,
+            )
+        self.leases.stop()
         self._threads = []
 
     def close(self) -> None:
         """Stop the workers, close the senders and the backend, release the database."""
         self.stop()
-        for resource in (*self.senders.values(), self.backend):
+        for resource in (*self.senders.values(), self.backend, self.on_failed_reply):
             close = getattr(resource, "close", None)
             if callable(close):
                 close()
@@ -329,7 +399,8 @@ class Gateway:
             job = self.store.claim(owner, self.config.lease_seconds)
             if job is None:
                 break
-            self._runner.work(job)
+            with self.leases.holding(job):
+                self._runner.work(job)
             worked += 1
         return worked
 

@@ -170,7 +170,12 @@ class JobRunner:
         sender = self.senders.get(job.provider)
         if sender is None:
             raise _FinalError(f"no sender configured for provider {job.provider!r}")
-        phone_number_id = job.phone_number_id or self.default_phone_number_id
+        phone_number_id = (
+            job.phone_number_id
+            or self.default_phone_number_id
+            # SERPRO's client knows its number (SERPRO_PHONE_NUMBER_ID) when the body did not.
+            or getattr(sender, "phone_number_id", None)
+        )
         if not phone_number_id:
             raise _FinalError("no phone number id to send from (WPP_PHONE_NUMBER_IDENTIFIER)")
         return sender, phone_number_id, recipient

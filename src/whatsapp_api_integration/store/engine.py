@@ -42,9 +42,20 @@ def _sqlalchemy_2() -> bool:
     return int(sqlalchemy.__version__.split(".")[0]) >= 2
 
 
-def create_store_engine(url: str) -> tuple[Engine, Lock | None, bool]:
+def pool_size_for(http_threads: int, worker_threads: int) -> int:
+    """Connections one process needs: each HTTP thread and each worker thread holds at most
+    one, for one short transaction; plus the lease keeper and one spare."""
+    return max(1, http_threads) + max(0, worker_threads) + 2
+
+
+def create_store_engine(
+    url: str, *, pool_size: int | None = None
+) -> tuple[Engine, Lock | None, bool]:
     """An engine for `url`, the process-wide write lock it needs (SQLite) and whether reads
-    must take that lock too (an in-memory SQLite shares one connection)."""
+    must take that lock too (an in-memory SQLite shares one connection).
+
+    `pool_size`: connections kept open to PostgreSQL (see `pool_size_for`); at most 2 more are
+    opened in a rush. SQLite's connections cost nothing, so there it only sets the pool's base."""
     parsed = make_url(url)
     dialect = parsed.get_backend_name()
     if dialect not in SUPPORTED_DIALECTS:
@@ -54,6 +65,10 @@ def create_store_engine(url: str) -> tuple[Engine, Lock | None, bool]:
     # Worker threads and web threads each hold a connection for one short transaction.
     kwargs: dict[str, Any] = {"pool_pre_ping": dialect != "sqlite"}
     pool = {"pool_size": 10, "max_overflow": 40}
+    if pool_size is not None and dialect != "sqlite":
+        pool = {"pool_size": max(1, pool_size), "max_overflow": 2}
+    elif pool_size is not None:
+        pool = {"pool_size": max(1, pool_size), "max_overflow": 40}
     if not _sqlalchemy_2():
         kwargs["future"] = True
     if dialect == "postgresql" and parsed.drivername == "postgresql" and _sqlalchemy_2():

@@ -14,16 +14,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, func, select, update
+from sqlalchemy import Float, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
+from whatsapp_api_integration.store import buckets, report
 from whatsapp_api_integration.store import engine as engines
 from whatsapp_api_integration.store.schema import (
     dead_letters,
     inbound_messages,
     message_statuses,
     outbound_messages,
+    provider_tokens,
     webhook_bodies,
     webhook_events,
 )
@@ -62,6 +64,7 @@ class StatusRecord:
     timestamp: int | None
     recipient_id: str | None
     errors: tuple[Mapping[str, Any], ...] = ()
+    request_id: str | None = None  # SERPRO's `idRequisicao`: matches when the wamid does not
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class AcceptCounts:
     ignored: int
     statuses: int
     orphan_statuses: tuple[str, ...]  # their wamids, for the log
+    # New `failed` statuses of messages we sent: (wamid, contact_id of the recipient).
+    failed_replies: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,9 +141,11 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
 class Store:
     """The gateway's database. `Store(url)` connects; `migrate()` brings the schema to head."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
         self.url = url
-        self.engine, self._lock, self._lock_reads = engines.create_store_engine(url)
+        self.engine, self._lock, self._lock_reads = engines.create_store_engine(
+            url, pool_size=pool_size
+        )
         self.dialect = self.engine.dialect.name
         self._claim_queries = _claim_queries(for_update=self.dialect == "postgresql")
 
@@ -198,6 +205,7 @@ class Store:
         now = time.time() if now is None else now
         new = duplicates = ignored = new_statuses = 0
         orphans: list[str] = []
+        failed: list[tuple[str, str | None]] = []
         with self._write() as connection:
             body_id = self._insert_body(
                 connection,
@@ -240,6 +248,8 @@ class Store:
                     new_statuses += 1
                     if outcome == "orphan":
                         orphans.append(status.wamid)
+                    elif status.status == "failed":
+                        failed.append((status.wamid, status.recipient_id))
             for record in events:
                 connection.execute(
                     webhook_events.insert().values(
@@ -251,7 +261,9 @@ class Store:
                         received_at=now,
                     )
                 )
-        return AcceptCounts(body_id, new, duplicates, ignored, new_statuses, tuple(orphans))
+        return AcceptCounts(
+            body_id, new, duplicates, ignored, new_statuses, tuple(orphans), tuple(failed)
+        )
 
     def reject(
         self,
@@ -322,11 +334,17 @@ class Store:
         self, connection: Connection, status: StatusRecord, *, body_id: int | None, now: float
     ) -> str | None:
         """'matched', 'orphan', or None for a status already stored."""
+        o = outbound_messages
         current = connection.execute(
-            select(outbound_messages.c.id, outbound_messages.c.status).where(
-                outbound_messages.c.wamid == status.wamid
-            )
+            select(o.c.id, o.c.status, o.c.wamid).where(o.c.wamid == status.wamid)
         ).first()
+        if current is None and status.request_id:
+            # SERPRO answers a send with its request id only; the wamid first shows up here.
+            current = connection.execute(
+                select(o.c.id, o.c.status, o.c.wamid)
+                .where(o.c.provider == status.provider, o.c.request_id == status.request_id)
+                .order_by(o.c.id)
+            ).first()
         values = {
             "wamid": status.wamid,
             "status": status.status,
@@ -342,12 +360,13 @@ class Store:
             return None
         if current is None:
             return "orphan"
+        values = {}
+        if current.wamid is None:
+            values["wamid"] = status.wamid
         if _STATUS_RANK.get(status.status, 0) >= _STATUS_RANK.get(current.status or "", 0):
-            connection.execute(
-                update(outbound_messages)
-                .where(outbound_messages.c.id == current.id)
-                .values(status=status.status)
-            )
+            values["status"] = status.status
+        if values:
+            connection.execute(update(o).where(o.c.id == current.id).values(**values))
         return "matched"
 
     def record_status(self, status: StatusRecord, *, now: float | None = None) -> str | None:
@@ -372,17 +391,24 @@ class Store:
         """Lease the oldest message that may go to the backend now.
 
         A message may go when it waits (`received`, its retry time reached) or its worker's
-        lease expired, and no earlier message of its contact is still active: that is what
-        keeps one contact's messages in order while other contacts proceed in parallel.
+        lease expired, no earlier message of its contact waits, and no other message of its
+        contact is in flight: that is what keeps one contact's messages in order, one at a
+        time, while other contacts proceed in parallel.
         """
         now = time.time() if now is None else now
         m = inbound_messages
         with self._write() as connection:
             row = None
-            for query in self._claim_queries:
-                row = connection.execute(query, {"now": now}).mappings().first()
-                if row is not None:
+            for _ in range(3):
+                for query in self._claim_queries:
+                    row = connection.execute(query, {"now": now}).mappings().first()
+                    if row is not None:
+                        break
+                if row is None or self.dialect != "postgresql":
                     break
+                if _contact_still_free(connection, row):
+                    break
+                row = None  # another worker claimed a message of this contact meanwhile
             if row is None:
                 return None
             connection.execute(
@@ -429,6 +455,42 @@ class Store:
                 update(inbound_messages)
                 .where(self._fenced(job))
                 .values(lease_expires_at=time.time() + lease_seconds)
+            )
+            return bool(result.rowcount)
+
+    def renew_leases(self, jobs: Sequence[Job], lease_seconds: float) -> int:
+        """Extend the leases of `jobs` (this process's jobs in flight) in one statement; how
+        many were still ours. Each owner holds one job at a time, so matching ids and owners
+        as two sets renews exactly the pairs given."""
+        if not jobs:
+            return 0
+        m = inbound_messages
+        with self._write() as connection:
+            result = connection.execute(
+                update(m)
+                .where(
+                    m.c.id.in_([job.id for job in jobs]),
+                    m.c.lease_owner.in_([job.owner for job in jobs]),
+                    m.c.state == "processing",
+                )
+                .values(lease_expires_at=time.time() + lease_seconds)
+            )
+            return int(result.rowcount)
+
+    def release(self, job: Job) -> bool:
+        """Give the job back to the queue at once, as if never claimed this time (a graceful
+        stop that could not wait for it); False when it is no longer ours."""
+        with self._write() as connection:
+            result = connection.execute(
+                update(inbound_messages)
+                .where(self._fenced(job))
+                .values(
+                    state="received",
+                    available_at=time.time(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    attempts=inbound_messages.c.attempts - 1,
+                )
             )
             return bool(result.rowcount)
 
@@ -713,6 +775,48 @@ class Store:
             ).scalar()
         return None if value is None else str(value)
 
+    # ---- provider tokens ------------------------------------------------------------------
+
+    def provider_token(self, key: str) -> tuple[str, float | None] | None:
+        """A provider's shared access token and when to renew it (SERPRO's OAuth)."""
+        with self._read() as connection:
+            row = connection.execute(
+                select(provider_tokens.c.token, provider_tokens.c.expires_at).where(
+                    provider_tokens.c.provider == key
+                )
+            ).first()
+        return None if row is None else (str(row.token), row.expires_at)
+
+    def save_provider_token(self, key: str, token: str, expires_at: float | None) -> None:
+        values = {"token": token, "expires_at": expires_at, "updated_at": time.time()}
+        statement = (
+            self._insert(provider_tokens)
+            .values(provider=key, **values)
+            .on_conflict_do_update(index_elements=[provider_tokens.c.provider], set_=values)
+        )
+        with self._write() as connection:
+            connection.execute(statement)
+    # ---- pacing (pipeline/pacing.py) -----------------------------------------------------
+
+    def take_send_tokens(
+        self, key: str, wanted: int, *, rate: float, burst: float
+    ) -> buckets.Grant:
+        with self._write() as connection:
+            return buckets.take(connection, key, wanted, rate=rate, burst=burst)
+
+    def pause_sends(self, key: str, seconds: float, *, rate: float, burst: float) -> None:
+        with self._write() as connection:
+            buckets.pause(connection, key, seconds, rate=rate, burst=burst)
+
+    def send_buckets(self, *, rate: float, burst: float) -> list[buckets.BucketState]:
+        with self._read() as connection:
+            return buckets.states(connection, rate=rate, burst=burst)
+
+    def status_report(self, *, rate: float, burst: float) -> report.StatusReport:
+        """The queue, the work in flight and the send rate (`whatsapp-gateway status`)."""
+        with self._read() as connection:
+            return report.gather(connection, time.time(), rate=rate, burst=burst)
+
     # ---- views ----------------------------------------------------------------------------
 
     def queue_depth(self) -> int:
@@ -770,35 +874,193 @@ class Store:
         items.sort(key=lambda item: (item["at"], item["direction"] == "out", item["id"]))
         return items[-limit:]
 
+    # ---- proactive sends (no inbound message: reminders, external events) -----------------
+
+    def latest_contact(self, contact_ids: Sequence[str]) -> dict[str, Any] | None:
+        """provider, phone_number_id, contact_key, contact_id of the latest inbound message
+        from any of `contact_ids` (a wa_id or a business-scoped user id), or None."""
+        m = inbound_messages
+        with self._read() as connection:
+            row = (
+                connection.execute(
+                    select(m.c.provider, m.c.phone_number_id, m.c.contact_key, m.c.contact_id)
+                    .where(m.c.contact_id.in_(list(contact_ids)))
+                    .order_by(m.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row is not None else None
+
+    def record_proactive(
+        self,
+        *,
+        provider: str,
+        phone_number_id: str | None,
+        contact_key: str | None,
+        contact_id: str | None,
+        bodies: Sequence[Mapping[str, Any]],
+        payload_refs: Mapping[str, str],
+    ) -> list[int]:
+        """Record messages sent on the bot's own initiative (`pending`), before any send."""
+        now = time.time()
+        ids: list[int] = []
+        with self._write() as connection:
+            for ref, payload in payload_refs.items():
+                self._insert_new(
+                    connection,
+                    payload_refs_table,
+                    {"ref": ref, "payload": payload, "created_at": now},
+                )
+            for seq, body in enumerate(bodies):
+                inserted = connection.execute(
+                    outbound_messages.insert().values(
+                        inbound_id=None,
+                        seq=seq,
+                        provider=provider,
+                        phone_number_id=phone_number_id,
+                        contact_key=contact_key,
+                        contact_id=contact_id,
+                        request_body=_dumps(body),
+                        state="pending",
+                        attempts=0,
+                        created_at=now,
+                    )
+                )
+                primary_key = inserted.inserted_primary_key
+                assert primary_key is not None
+                ids.append(int(primary_key[0]))
+        return ids
+
+    def proactive_accepted(
+        self, outbound_id: int, *, wamid: str | None, request_id: str | None, status: str | None
+    ) -> None:
+        with self._write() as connection:
+            connection.execute(
+                update(outbound_messages)
+                .where(outbound_messages.c.id == outbound_id)
+                .values(
+                    state="accepted",
+                    wamid=wamid,
+                    request_id=request_id,
+                    status=status,
+                    attempts=outbound_messages.c.attempts + 1,
+                    accepted_at=time.time(),
+                )
+            )
+    def recent_contacts(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Contacts by their latest inbound message, newest first (the operator views)."""
+        m = inbound_messages
+        latest = (
+            select(
+                m.c.contact_key,
+                func.max(m.c.id).label("last_id"),
+                func.count().label("messages"),
+            )
+            .group_by(m.c.contact_key)
+            .order_by(func.max(m.c.id).desc())
+            .limit(limit)
+            .subquery()
+        )
+        query = (
+            select(
+                m.c.contact_key,
+                m.c.contact_id,
+                m.c.provider,
+                m.c.phone_number_id,
+                m.c.wamid,
+                m.c.body_id,
+                m.c.text,
+                m.c.state,
+                m.c.received_at,
+                latest.c.messages,
+            )
+            .join(latest, m.c.id == latest.c.last_id)
+            .order_by(m.c.id.desc())
+        )
+        with self._read() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def statuses_of(self, wamids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every status stored for each of `wamids`, oldest first."""
+        found: dict[str, list[dict[str, Any]]] = {wamid: [] for wamid in wamids}
+        if not found:
+            return found
+        s = message_statuses
+        query = (
+            select(s.c.wamid, s.c.status, s.c.timestamp, s.c.errors, s.c.received_at)
+            .where(s.c.wamid.in_(list(found)))
+            .order_by(s.c.id)
+        )
+        with self._read() as connection:
+            for row in connection.execute(query).mappings():
+                item = dict(row)
+                item["errors"] = json.loads(item["errors"]) if item["errors"] else []
+                found[row["wamid"]].append(item)
+        return found
+
 
 def _claim_queries(*, for_update: bool) -> tuple[Any, ...]:
     """The queries `Store.claim` tries in turn, built once (`:now` bound at each call).
 
     Each walks an index in id order and stops at its first hit: leases that expired (rare),
-    then messages that wait and are due, whose contact has no earlier message in flight.
+    then messages that wait and are due, whose contact has no earlier message waiting and no
+    message in flight. "In flight" counts later messages too: on PostgreSQL a message may
+    commit after a later one of its contact (ids are drawn before commit), and the later one
+    may already be in flight when the earlier one appears.
     """
     m = inbound_messages
-    earlier = inbound_messages.alias("earlier")
-    earlier_active = (
-        select(earlier.c.id)
-        .where(
-            earlier.c.contact_key == m.c.contact_key,
-            earlier.c.id < m.c.id,
-            earlier.c.state.in_(ACTIVE_STATES),
-        )
-        .exists()
+    other = inbound_messages.alias("other")
+    same_contact = and_(other.c.contact_key == m.c.contact_key, other.c.id != m.c.id)
+    in_flight_elsewhere = select(other.c.id).where(same_contact, other.c.state == "processing")
+    waiting_before = select(other.c.id).where(
+        same_contact, other.c.id < m.c.id, other.c.state == "received"
     )
     now = bindparam("now", type_=Float)
     queries = []
     for condition in (
-        and_(m.c.state == "processing", m.c.lease_expires_at < now),
-        and_(m.c.state == "received", m.c.available_at <= now),
+        and_(m.c.state == "processing", m.c.lease_expires_at < now, ~in_flight_elsewhere.exists()),
+        and_(
+            m.c.state == "received",
+            m.c.available_at <= now,
+            ~waiting_before.exists(),
+            ~in_flight_elsewhere.exists(),
+        ),
     ):
-        query = select(m).where(condition, ~earlier_active).order_by(m.c.id).limit(1)
+        query = select(m).where(condition).order_by(m.c.id).limit(1)
         if for_update:  # PostgreSQL: rows another transaction is claiming are skipped
             query = query.with_for_update(skip_locked=True, of=m)
         queries.append(query)
     return tuple(queries)
+
+
+# The first key of PostgreSQL's two-key advisory locks that serialise claims per contact.
+_CONTACT_LOCK_SPACE = 0x57A9
+
+
+def _contact_still_free(connection: Connection, row: RowMapping) -> bool:
+    """PostgreSQL: whether `row` may still be claimed, checked under a per-contact lock.
+
+    The claim query's snapshot cannot see a claim of the same contact that another worker is
+    committing at that moment (only the row itself is locked, not its siblings). Holding a
+    lock on the contact until this transaction ends, then looking again with a fresh snapshot,
+    makes two claims of one contact take turns: the second sees the first's message in flight.
+    """
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(:space, hashtext(:contact))"),
+        {"space": _CONTACT_LOCK_SPACE, "contact": row["contact_key"]},
+    )
+    other = inbound_messages
+    blocking = other.c.state == "processing"
+    if row["state"] == "received":
+        blocking = or_(blocking, and_(other.c.state == "received", other.c.id < row["id"]))
+    blocker = connection.execute(
+        select(other.c.id)
+        .where(other.c.contact_key == row["contact_key"], other.c.id != row["id"], blocking)
+        .limit(1)
+    ).first()
+    return blocker is None
 
 
 def _inbound_item(row: RowMapping) -> dict[str, Any]:
@@ -808,6 +1070,7 @@ def _inbound_item(row: RowMapping) -> dict[str, Any]:
         "at": row["received_at"],
         "provider": row["provider"],
         "wamid": row["wamid"],
+        "body_id": row["body_id"],
         "contact_key": row["contact_key"],
         "type": row["message_type"],
         "text": row["text"],

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from whatsapp_api_integration import logging_setup
 from whatsapp_api_integration.settings import Settings, build_gateway, load_settings
-from whatsapp_api_integration.web import ops, webhook
+from whatsapp_api_integration.web import ops, playground, proactive, webhook
 
 if TYPE_CHECKING:
     from whatsapp_api_integration.pipeline.gateway import Gateway
@@ -107,8 +107,10 @@ def create_app(
 
     app.register_blueprint(webhook.blueprint)
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(proactive.blueprint)
     if settings.sandbox:
         app.register_blueprint(ops.sandbox_blueprint)
+    playground.register(app, settings)
     ops.install_request_accounting(app)
 
     @app.errorhandler(HTTPException)

@@ -16,6 +16,7 @@ its JSON is parsed, so unauthenticated callers cannot make us parse megabytes.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -103,7 +104,7 @@ def _authenticate_and_store(
     bearer = headers.get("authorization")
     serpro_token = settings.serpro_webhook_token
     serpro_authentic = settings.serpro_configured and (
-        not serpro_token or verify_bearer(bearer, serpro_token)
+        not serpro_token or _serpro_token_matches(bearer, serpro_token)
     )
     if app_secret and not signed_by_meta and not serpro_authentic:
         return _unauthorized(signature, bearer)
@@ -121,6 +122,13 @@ def _authenticate_and_store(
                     },
                 )
             if not serpro_authentic:
+                # Which header SERPRO sends its jwtToken in is not documented: say which
+                # headers came (names only), so an operator can see it in the log.
+                log.warning(
+                    "SERPRO body refused: %s Authorization header; headers sent: %s",
+                    "wrong" if bearer else "no",
+                    ", ".join(sorted(headers)),
+                )
                 return Answer(401, {"error": "missing or wrong bearer token"})
         elif app_secret and not signed_by_meta:
             return _unauthorized(signature, bearer)
@@ -138,6 +146,16 @@ def _authenticate_and_store(
         result.ignored,
     )
     return Answer(200, {"status": "stored", **asdict(result)})
+
+
+def _serpro_token_matches(header: str | None, token: str) -> bool:
+    """`Authorization: Bearer <token>` (DESIGN §9.1), or the bare token: SERPRO's docs do not
+    show how it sends back the jwtToken it was registered with."""
+    if verify_bearer(header, token):
+        return True
+    return bool(header) and hmac.compare_digest(
+        (header or "").strip().encode("utf-8"), token.encode("utf-8")
+    )
 
 
 def _unauthorized(signature: str | None, bearer: str | None) -> Answer:

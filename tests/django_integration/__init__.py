@@ -1,0 +1,1 @@
+"""Tests of the Django app (Django configured by this folder's conftest only)."""

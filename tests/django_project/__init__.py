@@ -1,0 +1,1 @@
+"""A Django project for the Django app's tests (settings, URLs and a bot of its own)."""
