@@ -66,11 +66,6 @@ def _sleeping(engine: sqlalchemy.engine.Engine) -> bool:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    reason="claim orders by id, but ids are not commit order across processes: a contact's "
-    "message committed late is claimed beside a later one already in flight (reported)",
-    strict=True,
-)
 def test_a_message_committed_late_waits_for_the_later_one_in_flight(postgres_url: str) -> None:
     run = uuid.uuid4().hex[:6]
     first, second = f"wamid.first.{run}", f"wamid.second.{run}"

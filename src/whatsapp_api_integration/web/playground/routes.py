@@ -116,7 +116,8 @@ def _guard() -> ResponseReturnValue | None:
         if _is_api(request.path):
             return jsonify(error=reason), 401
         if settings.admin_token:
-            return redirect(url_for("whatsapp_playground.login", next=request.full_path))
+            target = access.next_without_credentials(request.path, request.args)
+            return redirect(url_for("whatsapp_playground.login", next=target))
         page = render_template("playground/refused.html", reason=reason)
         return make_response(page, 403)
     needs_json = request.method == "POST" and request.endpoint != "whatsapp_playground.logout"
