@@ -28,7 +28,8 @@ PAIRS = [
     ("docs/core-api.md", "docs/core-api.pt-BR.md"),
 ]
 # Pages whose relative links must all lead to a file of the repository.
-LINKED_PAGES = sorted({page for pair in PAIRS for page in pair}) + [
+LINKED_PAGES = [
+    *sorted({page for pair in PAIRS for page in pair}),
     "docs/reference/settings.md",
     "docs/reference/settings.pt-BR.md",
     "docs/reference/cli.md",
@@ -151,7 +152,8 @@ def test_readme_opens_with_the_two_commands(readme: str) -> None:
     assert commands == ["./scripts/run", "./scripts/test"], commands
     for script in ("scripts/run", "scripts/test"):
         path = ROOT / script
-        assert path.is_file() and os.access(path, os.X_OK), f"{script} is not executable"
+        assert path.is_file(), f"{script} is missing"
+        assert os.access(path, os.X_OK), f"{script} is not executable"
 
 
 @pytest.mark.parametrize("readme", ["README.md", "README.pt-BR.md"])

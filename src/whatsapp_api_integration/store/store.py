@@ -796,6 +796,7 @@ class Store:
         )
         with self._write() as connection:
             connection.execute(statement)
+
     # ---- pacing (pipeline/pacing.py) -----------------------------------------------------
 
     def take_send_tokens(
@@ -949,6 +950,7 @@ class Store:
                     accepted_at=time.time(),
                 )
             )
+
     def recent_contacts(self, limit: int = 50) -> list[dict[str, Any]]:
         """Contacts by their latest inbound message, newest first (the operator views)."""
         m = inbound_messages
