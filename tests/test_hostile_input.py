@@ -235,7 +235,9 @@ def forged_bearers() -> list[str | None]:
         "Bearer" + token,
         "Basic " + token,
         "Token " + token,
-        token,
+        # (The bare token is SERPRO's token, not a forgery: web/webhook.py accepts it because
+        # SERPRO's docs do not show how it sends the jwtToken back.)
+        " " + token[:-1],
         "Bearer " + APP_SECRET,
         "Bearer " + SERPRO["SERPRO_CLIENT_SECRET"],
         "Bearer " + token + " " + token,
