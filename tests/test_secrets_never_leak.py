@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -32,7 +33,10 @@ SECRETS = {
     "WPP_APP_SECRET": "appsecret-leakcheck-7b52009b64fd",
     "SERPRO_WEBHOOK_TOKEN": "serprohook-leakcheck-3c59dc048e88",
     "ADMIN_TOKEN": "admin-leakcheck-1679091c5a88",
+    "SERPRO_CLIENT_SECRET": "serpro+client/leakcheck=8f14e45fceea",  # base64-like: +, /, =
 }
+SERPRO_CLIENT_ID = "5561000000000"
+SERPRO_BODY = (Path(__file__).parent / "corpus" / "serpro_text.json").read_bytes()
 PHONE_NUMBER_ID = "106540352242922"
 LEAKY_CONTACT = "5561900000666"  # Graph's answers about this contact echo the token
 
@@ -48,6 +52,22 @@ class EchoingGraph(FakeGraph):
             message = f"Invalid OAuth access token - Cannot parse access token: {header}"
             return 401, {"error": {"message": message, "code": 190, "type": "OAuthException"}}, {}
         return super().handle(request)
+
+
+class EchoingSerpro(FakeGraph):
+    """A SERPRO that refuses everything with a 401 repeating the request: the token request's
+    form (client_secret) and any Authorization header."""
+
+    def handle(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:
+        echoed = f"{request.path} {request.headers.get('Authorization', '')} {request.body!r}"
+        return 401, {"message": f"credenciais invalidas: {echoed}"}, {}
+
+
+@pytest.fixture(name="serpro")
+def serpro_fixture() -> Iterator[EchoingSerpro]:
+    server = EchoingSerpro()
+    yield server
+    server.close()
 
 
 @pytest.fixture(name="graph")
@@ -105,6 +125,8 @@ def hostile_requests(url: str) -> list[str]:
             answers.append(
                 client.post(hook, content=body, headers={"X-Hub-Signature-256": signature})
             )
+        serpro_bearer = {"Authorization": f"Bearer {SECRETS['SERPRO_WEBHOOK_TOKEN']}"}
+        answers.append(client.post(hook, content=SERPRO_BODY, headers=serpro_bearer))
         for bearer in (SECRETS["SERPRO_WEBHOOK_TOKEN"] + "x", admin, secret):
             answers.append(
                 client.post(hook, content=body, headers={"Authorization": f"Bearer {bearer}"})
@@ -122,20 +144,28 @@ def hostile_requests(url: str) -> list[str]:
 
 
 def leaks(text: str) -> list[str]:
-    """The secrets (or all but their last four characters) found in `text`."""
-    return [name for name, value in SECRETS.items() if value in text or value[:-4] in text]
+    """The secrets found in `text`: whole, all but their last four characters (the most a
+    mask may show), or form- or URL-encoded as a request would carry them."""
+    found = []
+    for name, value in SECRETS.items():
+        forms = {value, value[:-4], quote_plus(value)[:-4], quote(value, safe="")[:-4]}
+        if any(form in text for form in forms):
+            found.append(name)
+    return found
 
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_no_secret_anywhere_after_a_hostile_run(
-    tmp_path: Path, graph: EchoingGraph, rasa: FakeRasa, log_format: str
+    tmp_path: Path, graph: EchoingGraph, serpro: EchoingSerpro, rasa: FakeRasa, log_format: str
 ) -> None:
     database = tmp_path / "gateway.db"
     env = {
         **SECRETS,
         "WPP_PHONE_NUMBER_IDENTIFIER": PHONE_NUMBER_ID,
         "WPP_API_BASE_URL": graph.url,
+        "SERPRO_CLIENT_ID": SERPRO_CLIENT_ID,
+        "SERPRO_API_BASE_URL": serpro.url,
         "RASA_URL": rasa.url,
         "DATABASE_URL": f"sqlite:///{database}",
         "WORKERS": "2",
@@ -148,6 +178,11 @@ def test_no_secret_anywhere_after_a_hostile_run(
         # Both messages done: one answered, one refused by the echoing Graph (code 190).
         assert wait_until(lambda: len(graph.message_requests) >= 2, timeout=30), server.log()
         assert wait_until(lambda: "dead letter" in server.log(), timeout=30), server.log()
+        # The SERPRO message's reply met the echoing SERPRO (its token request, refused).
+        assert wait_until(lambda: len(serpro.requests) >= 1, timeout=30), server.log()
+        assert wait_until(lambda: "check SERPRO_CLIENT_ID" in server.log(), timeout=30), (
+            server.log()
+        )
         cli_env = {
             key: value
             for key, value in os.environ.items()
