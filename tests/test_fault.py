@@ -42,6 +42,8 @@ def test_nothing_lost_twice_or_out_of_order_under_faults(database_url: str, tmp_
     # The window check reads the workers' "sent reply" lines: they must be there to read.
     assert report.sends_logged >= 0.9 * report.graph_accepted, summary
     assert report.drained, summary
+    # Never worked twice while its first worker lives (DESIGN §10, the lease).
+    assert report.jobs_taken_from_live_workers == 0, summary
     counts = (report.lost, report.duplicated, report.out_of_order, report.misrouted)
     assert counts == (0, 0, 0, 0), summary
     assert report.unexpected_replies == 0, summary
@@ -52,8 +54,8 @@ def test_nothing_lost_twice_or_out_of_order_under_faults(database_url: str, tmp_
 EXPECTED = {"5561900000001": ["resposta a0", "resposta a1"], "5561900000002": ["resposta b0"]}
 
 
-def accepted(*items: tuple[str, str, str, float]) -> list[Accepted]:
-    return [Accepted(seq, to, text, wamid, at) for seq, (to, text, wamid, at) in enumerate(items)]
+def accepted(*items: tuple[str, str, str, float, str]) -> list[Accepted]:
+    return [Accepted(seq, *item) for seq, item in enumerate(items)]
 
 
 A, B = "5561900000001", "5561900000002"
@@ -61,38 +63,50 @@ A, B = "5561900000001", "5561900000002"
 
 def test_counts_are_zero_for_every_reply_once_in_order() -> None:
     sends = accepted(
-        (A, "resposta a0", "w1", 1.0), (B, "resposta b0", "w2", 1.1), (A, "resposta a1", "w3", 1.2)
+        (A, "resposta a0", "w1", 1.0, "worker-0.1"),
+        (B, "resposta b0", "w2", 1.1, "worker-0.1"),
+        (A, "resposta a1", "w3", 1.2, "worker-1.1"),
     )
-    counts = count_replies(EXPECTED, sends, {"w1", "w2", "w3"}, set(), [])
+    counts = count_replies(EXPECTED, sends, {"w1", "w2", "w3"}, set(), {})
     assert (counts["lost"], counts["duplicated"], counts["out_of_order"]) == (0, 0, 0)
 
 
 def test_a_missing_reply_is_lost_and_a_swapped_one_out_of_order() -> None:
-    sends = accepted((A, "resposta a1", "w1", 1.0), (A, "resposta a0", "w2", 1.1))
-    counts = count_replies(EXPECTED, sends, {"w1", "w2"}, set(), [])
+    sends = accepted(
+        (A, "resposta a1", "w1", 1.0, "worker-0.1"), (A, "resposta a0", "w2", 1.1, "worker-0.1")
+    )
+    counts = count_replies(EXPECTED, sends, {"w1", "w2"}, set(), {})
     assert counts["lost"] == 1  # b0
     assert counts["out_of_order"] == 1  # a0 after a1
 
 
-def test_a_second_copy_is_a_duplicate_unless_a_kill_explains_it() -> None:
-    base = ((B, "resposta b0", "w9", 0.5), (A, "resposta a1", "w4", 3.0))
-    twice = accepted((A, "resposta a0", "w1", 1.0), (A, "resposta a0", "w2", 2.0), *base)
+def test_a_second_copy_is_a_duplicate_unless_its_sender_died_before_writing_it() -> None:
+    twice = accepted(
+        (B, "resposta b0", "w9", 0.5, "worker-1.1"),
+        (A, "resposta a0", "w1", 1.0, "worker-0.1"),
+        (A, "resposta a0", "w2", 2.0, "worker-1.1"),
+        (A, "resposta a1", "w4", 3.0, "worker-1.1"),
+    )
     recorded = {"w2", "w9", "w4"}
-    # w1 was never written down and a worker died 0.1 s after Graph accepted it: the window.
-    window = count_replies(EXPECTED, twice, recorded, set(), [1.1])
+    # w1 was never written down and worker-0.1, which sent it, was killed after: the window.
+    window = count_replies(EXPECTED, twice, recorded, set(), {"worker-0.1": 1.4})
     assert (window["duplicated"], window["duplicated_in_window"]) == (0, 1)
-    # No kill then, or the worker logged w1 (it lived past the write): a real duplicate.
-    assert count_replies(EXPECTED, twice, recorded, set(), [])["duplicated"] == 1
-    assert count_replies(EXPECTED, twice, recorded, {"w1"}, [1.1])["duplicated"] == 1
-    assert count_replies(EXPECTED, twice, recorded | {"w1"}, set(), [1.1])["duplicated"] == 1
+    # Its sender lived on, died before the send, or wrote it down (log or store): a duplicate.
+    assert count_replies(EXPECTED, twice, recorded, set(), {})["duplicated"] == 1
+    assert count_replies(EXPECTED, twice, recorded, set(), {"worker-0.1": 0.5})["duplicated"] == 1
+    assert count_replies(EXPECTED, twice, recorded, set(), {"worker-1.1": 1.4})["duplicated"] == 1
+    logged = count_replies(EXPECTED, twice, recorded, {"w1"}, {"worker-0.1": 1.4})
+    assert logged["duplicated"] == 1
+    stored = count_replies(EXPECTED, twice, recorded | {"w1"}, set(), {"worker-0.1": 1.4})
+    assert stored["duplicated"] == 1
 
 
 def test_a_reply_to_the_wrong_contact_is_misrouted() -> None:
     sends = accepted(
-        (B, "resposta a0", "w1", 1.0),
-        (A, "resposta a1", "w2", 1.1),
-        (B, "resposta b0", "w3", 1.2),
-        (A, "oi", "w4", 1.3),
+        (B, "resposta a0", "w1", 1.0, "worker-0.1"),
+        (A, "resposta a1", "w2", 1.1, "worker-0.1"),
+        (B, "resposta b0", "w3", 1.2, "worker-0.1"),
+        (A, "oi", "w4", 1.3, "worker-0.1"),
     )
-    counts = count_replies(EXPECTED, sends, {"w1", "w2", "w3"}, set(), [])
+    counts = count_replies(EXPECTED, sends, {"w1", "w2", "w3"}, set(), {})
     assert (counts["misrouted"], counts["unexpected_replies"]) == (1, 1)
