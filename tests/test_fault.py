@@ -91,9 +91,13 @@ def test_a_second_copy_is_a_duplicate_unless_its_sender_died_before_writing_it()
     # w1 was never written down and worker-0.1, which sent it, was killed after: the window.
     window = count_replies(EXPECTED, twice, recorded, set(), {"worker-0.1": 1.4})
     assert (window["duplicated"], window["duplicated_in_window"]) == (0, 1)
-    # Its sender lived on, died before the send, or wrote it down (log or store): a duplicate.
+    # ... also when it was killed just before: its request was already on its way.
+    before = count_replies(EXPECTED, twice, recorded, set(), {"worker-0.1": 0.7})
+    assert (before["duplicated"], before["duplicated_in_window"]) == (0, 1)
+    # Its sender lived on, died long before or after, or wrote it down: a duplicate.
     assert count_replies(EXPECTED, twice, recorded, set(), {})["duplicated"] == 1
-    assert count_replies(EXPECTED, twice, recorded, set(), {"worker-0.1": 0.5})["duplicated"] == 1
+    assert count_replies(EXPECTED, twice, recorded, set(), {"worker-0.1": -60.0})["duplicated"] == 1
+    assert count_replies(EXPECTED, twice, recorded, set(), {"worker-0.1": 60.0})["duplicated"] == 1
     assert count_replies(EXPECTED, twice, recorded, set(), {"worker-1.1": 1.4})["duplicated"] == 1
     logged = count_replies(EXPECTED, twice, recorded, {"w1"}, {"worker-0.1": 1.4})
     assert logged["duplicated"] == 1
