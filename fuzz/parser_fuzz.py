@@ -6,10 +6,11 @@ JSON-serialisable). Anything else escaping is a crash that libFuzzer reports wit
 
 Usage (atheris is in the `fuzz` extra; Linux x86-64 wheels for CPython 3.10 and 3.11):
   .venv/bin/pip install -e '.[fuzz]'
-  .venv/bin/python fuzz/parser_fuzz.py -atheris_runs=100000 tests/corpus
-Seeds come from tests/corpus (libFuzzer reads every file of the folders it is given); new
-interesting inputs are added there only when a folder is writable and given first, so pass
-a scratch copy as the first folder to keep them.
+  mkdir -p /tmp/fuzz-corpus
+  .venv/bin/python fuzz/parser_fuzz.py -atheris_runs=1000000 /tmp/fuzz-corpus tests/corpus
+Seeds come from tests/corpus (libFuzzer reads every file of the folders it is given) and the
+inputs it finds interesting go into the first folder: keep that one outside the repository.
+A finding is written as ./crash-<sha1> (`-artifact_prefix=DIR/` to put it elsewhere).
 """
 
 from __future__ import annotations
