@@ -89,7 +89,9 @@ class FakeSerpro:
         token_lifetime: float | None = 600.0,
         clock: Callable[[], float] | None = None,
         webhook_list_shape: str = "list",  # "list" (a bare array) or "data" ({"data": [...]})
+        announce_lifetime: bool = True,  # False: no expires_in, the token still expires
     ) -> None:
+        self.announce_lifetime = announce_lifetime
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_lifetime = token_lifetime
@@ -252,7 +254,7 @@ class FakeSerpro:
         with self.lock:
             self.tokens[token] = expiry
         answer: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
-        if self.token_lifetime is not None:
+        if self.token_lifetime is not None and self.announce_lifetime:
             answer["expires_in"] = int(self.token_lifetime)
         return 200, answer, "application/json"
 

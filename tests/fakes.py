@@ -228,6 +228,26 @@ class FakeRasa(_Server):
         )
 
 
+class FakeRasaApi(FakeRasa):
+    """Rasa with `--enable-api`: the REST channel plus `trigger_intent`, which answers with
+    what the bot says (no `output_channel` given, so Rasa collects and returns them)."""
+
+    def __init__(self, messages: list[dict[str, Any]] | None = None) -> None:
+        self.trigger_answer: tuple[int, Any] = (200, {"tracker": {}, "messages": messages or []})
+        super().__init__()
+
+    @property
+    def triggers(self) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if "/trigger_intent" in r.path]
+
+    def handle(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:
+        if "/trigger_intent" in request.path:
+            status, document = self.trigger_answer
+            return status, document, {}
+        return super().handle(request)
+
+
 def closed_port_url() -> str:
     """http://127.0.0.1:<a port just freed>: connections are refused."""
     with socket.socket() as probe:

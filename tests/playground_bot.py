@@ -1,9 +1,10 @@
 """The bot the playground's tests talk to (ANSWER_BACKEND=playground_bot:answer).
 
 It records what it was sent, and answers some words with the shapes the tests need:
-`botões` → 3 reply buttons; `lista` → 7 options (a list); `imagem` → an image whose link is
-IMAGE_URL; `quebrada` → a `custom` reply WhatsApp would reject (4 reply buttons); `falha` →
-fails for good the first time (a dead letter), answers once replayed; anything else → echo.
+`botões` → 3 reply buttons; `lista` → 7 options (a list); `seções` → a list of 2 sections;
+`imagem` → an image whose link is IMAGE_URL; `documento` → a document beside it;
+`quebrada` → a `custom` reply WhatsApp would reject (4 reply buttons); `falha` → fails for
+good the first time (a dead letter), answers once replayed; anything else → echo.
 """
 
 from __future__ import annotations
@@ -58,6 +59,25 @@ def answer(incoming: IncomingMessage) -> list[dict[str, Any]]:
         ]
     if word == "imagem":
         return [{"text": "Veja o _mapa_:", "image": IMAGE_URL}]
+    if word == "documento":
+        return [{"text": "O edital:", "attachment": IMAGE_URL.rsplit("/", 1)[0] + "/edital.pdf"}]
+    if word == "seções":
+        sections = [
+            {"title": "Saúde", "rows": [{"id": "posto", "title": "Posto de saúde"}]},
+            {
+                "title": "Educação",
+                "rows": [
+                    {"id": "creche", "title": "Creche", "description": "Vagas em creches"},
+                    {"id": "escola", "title": "Escola"},
+                ],
+            },
+        ]
+        interactive = {
+            "type": "list",
+            "body": {"text": "Escolha um serviço"},
+            "action": {"button": "Serviços", "sections": sections},
+        }
+        return [{"custom": {"type": "interactive", "interactive": interactive}}]
     if word == "quebrada":
         return [
             {

@@ -26,6 +26,11 @@ PAIRS = [
     ("docs/migration.md", "docs/migration.pt-BR.md"),
     ("docs/deployment.md", "docs/deployment.pt-BR.md"),
     ("docs/core-api.md", "docs/core-api.pt-BR.md"),
+    ("docs/serpro.md", "docs/serpro.pt-BR.md"),
+    ("docs/rasa.md", "docs/rasa.pt-BR.md"),
+    ("docs/django.md", "docs/django.pt-BR.md"),
+    ("docs/scaling.md", "docs/scaling.pt-BR.md"),
+    ("docs/playground.md", "docs/playground.pt-BR.md"),
 ]
 # Pages whose relative links must all lead to a file of the repository.
 LINKED_PAGES = [
@@ -218,3 +223,90 @@ def test_a_wrong_example_fails(tmp_path: Path) -> None:
     attempted, failed, report = run_pycon_blocks("page.md", tmp_path)
     assert (attempted, failed) == (1, 1)
     assert "Expected:" in report
+
+
+# ---- the commands in the docs are commands the CLI accepts ---------------------------------
+
+SHELL_LANGUAGES = {"bash", "sh", "shell"}
+
+
+def gateway_invocations(relative: str) -> list[list[str]]:
+    """Each `whatsapp-gateway …` call in the page's shell blocks, as argv (without the program)."""
+    import shlex
+
+    calls = []
+    for block in read_page(relative).blocks:
+        if block.language not in SHELL_LANGUAGES:
+            continue
+        script = without_comments(block).replace("\\\n", " ")
+        for line in script.splitlines():
+            for segment in re.split(r"\|\||&&|;|\|", line):
+                try:
+                    words = shlex.split(segment)
+                except ValueError:  # a quote opened in another segment (a pipe inside quotes)
+                    continue
+                for index, word in enumerate(words):
+                    # the program: first on its line, or its path in a bin/ folder (not an
+                    # image, a user or a folder of that name)
+                    if (index == 0 and word == "whatsapp-gateway") or word.endswith(
+                        "bin/whatsapp-gateway"
+                    ):
+                        calls.append(words[index + 1 :])
+                        break
+    return calls
+
+
+@pytest.mark.parametrize("page", sorted({page for pair in PAIRS for page in pair}))
+def test_gateway_commands_in_shell_blocks_parse(page: str) -> None:
+    from whatsapp_api_integration.cli import build_parser
+
+    for argv in gateway_invocations(page):
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{page}: the CLI refuses `whatsapp-gateway {' '.join(argv)}`")
+        assert getattr(args, "func", None) is not None, argv
+
+
+def test_the_docs_show_the_main_commands() -> None:
+    shown = {
+        argv[0] for pair in PAIRS for page in pair for argv in gateway_invocations(page) if argv
+    }
+    assert {"serve", "simulate", "render", "db", "serpro", "lint"} <= shown, shown
+
+
+def render_pipelines(relative: str) -> list[str]:
+    """The `echo '…' | whatsapp-gateway render …` examples of a page, as shell text."""
+    found = []
+    for block in read_page(relative).blocks:
+        script = without_comments(block).replace("\\\n", " ")
+        if block.language in SHELL_LANGUAGES and "whatsapp-gateway render" in script:
+            found.append(script)
+    return found
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_render_examples_run_and_give_bodies_whatsapp_accepts(page: str) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from whatsapp_api_integration.core.outbound import check_cloud_api
+
+    scripts = render_pipelines(page)
+    assert scripts, f"{page} has no render example"
+    bin_dir = str(Path(sys.executable).parent)
+    for script in scripts:
+        result = subprocess.run(
+            ["bash", "-c", script.replace(".venv/bin/whatsapp-gateway", "whatsapp-gateway")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")},
+        )
+        assert result.returncode == 0, result.stderr
+        bodies = json.loads(result.stdout)
+        assert bodies
+        for body in bodies:
+            assert check_cloud_api(body) == [], body

@@ -13,6 +13,7 @@ import pytest
 
 from fakes import (
     FakeGraph,
+    cloud_body,
     fake_graph_fixture,  # noqa: F401 (a fixture)
     messages_body,
     text_body,
@@ -22,6 +23,7 @@ from whatsapp_api_integration.backends.callable_backend import CallableBackend
 from whatsapp_api_integration.core.events import Recipient
 from whatsapp_api_integration.core.inbound import parse_webhook
 from whatsapp_api_integration.core.outbound import OutgoingMessage, render
+from whatsapp_api_integration.pipeline import metrics
 from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
 from whatsapp_api_integration.pipeline.pacing import PacedSender, Pacer
 from whatsapp_api_integration.providers import SendError
@@ -141,6 +143,10 @@ def client(fake_graph: FakeGraph) -> Iterator[CloudApiClient]:
     client.close()
 
 
+def throttled(code: str) -> float:
+    return metrics.REGISTRY.get_sample_value("whatsapp_sends_throttled_total", {"code": code}) or 0
+
+
 def _text(body: str) -> OutgoingMessage:
     return render([{"text": body}]).messages[0]
 
@@ -149,6 +155,7 @@ def test_130429_pauses_the_number_for_everyone(
     stores: list[Store], fake_graph: FakeGraph, client: CloudApiClient
 ) -> None:
     fake_graph.script(FakeGraph.error(130429, "Rate limit hit", status=429))
+    throttled_before = throttled("130429")
     sleeps = Sleeps()
     pacer = Pacer(stores[0], rate=10, burst=10, sleep=sleeps)
     sender = PacedSender(client, pacer)
@@ -165,6 +172,7 @@ def test_130429_pauses_the_number_for_everyone(
     assert other_sleeps.asked
     assert other_sleeps.asked[0] >= 0.9
     assert fake_graph.texts() == ["um", "dois"]
+    assert throttled("130429") == throttled_before + 1  # whatsapp_sends_throttled_total
 
 
 def test_131056_delays_that_contact_only_and_more_each_time(
@@ -264,3 +272,29 @@ def test_a_contacts_replies_keep_their_order_under_pacing(url: str, fake_graph: 
             body["text"]["body"] for body in fake_graph.message_bodies if body["to"] == wa_id
         ]
         assert to_contact == [f"{c}{n}-{k}" for n in range(3) for k in range(5)]
+
+
+def test_130429_in_a_webhooks_errors_pauses_the_number_too(url: str, fake_graph: FakeGraph) -> None:
+    gateway = _gateway(url, fake_graph, CallableBackend(lambda incoming: []), send_rate=80)
+    try:
+        body = cloud_body({"errors": [{"code": 130429, "title": "Rate limit hit"}]})
+        gateway.accept(body, {}, parse_webhook(body))
+        (bucket,) = gateway.store.send_buckets(rate=80, burst=80)
+    finally:
+        gateway.close()
+    assert bucket.key == KEY
+    assert bucket.tokens < 0  # the next send from this number waits about a second
+
+
+def test_an_event_loop_takes_turns_from_the_same_bucket(stores: list[Store]) -> None:
+    import asyncio
+
+    pacer = Pacer(stores[0], rate=1, burst=2)
+    Pacer(stores[1], rate=1, burst=2).acquire(KEY)  # another process took one token
+
+    async def twice() -> list[float]:
+        return [await pacer.acquire_async(KEY) for _ in range(2)]
+
+    waits = asyncio.run(twice())
+    assert waits[0] == 0.0
+    assert 0 < waits[1] <= 1.0  # the burst was spent: the next turn is a second later

@@ -27,6 +27,22 @@ def test_every_setting_is_documented() -> None:
     assert not missing, f"settings with no description: {missing}; {FIX}"
 
 
+def test_no_setting_is_described_twice() -> None:
+    """A dict literal keeps the last of two equal keys silently (two branches may both add one)."""
+    import ast
+
+    source = Path(reference.__file__).with_name("settings_docs.py").read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "SETTING_DOCS":
+            assert isinstance(node.value, ast.Dict)
+            keys = [str(k.value) for k in node.value.keys if isinstance(k, ast.Constant)]
+            assert len(keys) == len(SETTING_DOCS) > 0
+            twice = sorted({key for key in keys if keys.count(key) > 1})
+            assert not twice, f"described twice in settings_docs.py: {twice}"
+            return
+    pytest.fail("SETTING_DOCS not found in settings_docs.py")
+
+
 def test_no_description_for_a_setting_that_does_not_exist() -> None:
     stale = sorted(set(SETTING_DOCS) - set(SETTING_NAMES))
     assert not stale, f"SETTING_DOCS describes settings the code no longer reads: {stale}"

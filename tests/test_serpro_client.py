@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from fake_serpro import CLIENT_ID, CLIENT_SECRET, WABA_ID, Clock, FakeSerpro
 from fakes import closed_port_url
@@ -119,6 +122,23 @@ def test_one_401_means_one_new_token_and_one_retry(serpro: FakeSerpro, clock: Cl
     depois = [c for c in serpro.sends if c.json["body"] == "depois"]
     assert len(depois) == 2  # the refused one and its single retry
     assert depois[0].headers["Authorization"] != depois[1].headers["Authorization"]
+
+
+def test_a_token_of_unknown_lifetime_is_used_until_401_then_renewed_once(clock: Clock) -> None:
+    """SERPRO's answer may not say when the token ends (no source shows expires_in)."""
+    serpro = FakeSerpro(clock=clock, token_lifetime=300, announce_lifetime=False)
+    try:
+        with client_for(serpro, clock) as api:
+            api.send(CLIENT_ID, only(render([{"text": "um"}]).messages), CONTACT)
+            clock.advance(299)
+            api.send(CLIENT_ID, only(render([{"text": "dois"}]).messages), CONTACT)
+            clock.advance(2)  # expired at SERPRO; the client could not know
+            api.send(CLIENT_ID, only(render([{"text": "três"}]).messages), CONTACT)
+            api.send(CLIENT_ID, only(render([{"text": "quatro"}]).messages), CONTACT)
+        assert len(serpro.token_calls) == 2
+        assert serpro.texts() == ["um", "dois", "três", "três", "quatro"]
+    finally:
+        serpro.close()
 
 
 def test_a_second_401_is_an_error_not_a_loop(serpro: FakeSerpro, clock: Clock) -> None:
@@ -375,6 +395,20 @@ def test_errors_are_classified_like_the_cloud_api(
     assert "SERPRO answered" in str(error)
 
 
+def test_a_2xx_that_is_not_serpro_speaking_is_not_taken_for_a_send(
+    serpro: FakeSerpro, clock: Clock
+) -> None:
+    serpro.script(200, "<html>Portal de login</html>", "text/html")
+    serpro.script(200, {"status": "ok"})  # JSON without an id: accepted, nothing to match
+    with client_for(serpro, clock) as api:
+        with pytest.raises(SendError) as raised:
+            api.send(CLIENT_ID, only(render([{"text": "um"}]).messages), CONTACT)
+        accepted = api.send(CLIENT_ID, only(render([{"text": "dois"}]).messages), CONTACT)
+    assert not raised.value.retryable
+    assert "SERPRO_API_BASE_URL" in str(raised.value)
+    assert accepted.request_id is None
+
+
 def test_an_unknown_path_gets_the_plain_text_404(serpro: FakeSerpro, clock: Clock) -> None:
     api = client_for(serpro, clock, mark_read_path="/requisicao/nao-existe")
     with api, pytest.raises(SendError) as raised:
@@ -475,3 +509,55 @@ def test_the_async_client_does_the_same(serpro: FakeSerpro, clock: Clock, store:
     assert data == b"img"
     assert hooks[0]["uri"] == "https://gw.gov.br/w"
     assert status["destinatarios"] == ["+5561987654321"]
+
+
+# ---- the store's shared token, on SQLite and PostgreSQL -------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        opened = Store(f"sqlite:///{tmp_path / 'tokens.db'}")
+        opened.migrate()
+        yield opened
+        opened.close()
+        return
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1/test)")
+    schema = f"serpro_test_{uuid.uuid4().hex[:10]}"
+    admin = Store(url).engine
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    scoped = sqlalchemy.engine.make_url(url).update_query_dict(
+        {"options": f"-csearch_path={schema}"}
+    )
+    opened = Store(scoped.render_as_string(hide_password=False))
+    try:
+        opened.migrate()
+        yield opened
+    finally:
+        opened.close()
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_the_store_keeps_one_token_per_key_and_replaces_it(any_store: Store) -> None:
+    key = token_key(CLIENT_ID, "https://api.whatsapp.serpro.gov.br")
+    assert len(key) <= 16  # provider_tokens.provider is String(16)
+    assert any_store.provider_token(key) is None
+    any_store.save_provider_token(key, "primeiro", 100.0)
+    any_store.save_provider_token(key, "segundo", None)
+    any_store.save_provider_token("serpro:outro", "outro", 5.0)
+    assert any_store.provider_token(key) == ("segundo", None)
+    assert any_store.provider_token("serpro:outro") == ("outro", 5.0)
+
+
+def test_both_clients_are_senders(serpro: FakeSerpro, clock: Clock) -> None:
+    """Checked by mypy too: a SerproClient is what the pipeline calls a Sender."""
+    from whatsapp_api_integration.providers import Sender
+
+    sender: Sender = client_for(serpro, clock)
+    assert sender.provider == "serpro"
+    sender.close()

@@ -338,3 +338,95 @@ def test_serve_with_only_serpro_settings_and_rasa_url(
     assert "mode SERPRO" in log
     assert CLIENT_SECRET not in log
     assert WEBHOOK_TOKEN not in log
+
+
+def test_the_flattened_envelope_variant_is_answered_too(
+    tmp_path: Path, serpro: FakeSerpro, rasa: FakeRasa
+) -> None:
+    """Seen in one third-party capture: no messaging_product and no metadata object, the
+    number's ids at the top level beside SERPRO's webhook_object_id."""
+    document = text_envelope("wamid.flat.1", "achatado")
+    metadata = document.pop("metadata")
+    del document["messaging_product"]
+    document.update(metadata, webhook_object_id="65f1c0ffee0000000000beef")
+    client = app_client(tmp_path, serpro, rasa)
+    assert post_serpro(client, document, f"Bearer {WEBHOOK_TOKEN}").status_code == 200
+    gateway_state(client.application).gateway.process_available()
+    assert serpro.texts() == ["Você disse: achatado"]
+    assert rasa.messages[0]["metadata"]["phone_number_id"] == CLIENT_ID
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("SERPRO_WEBHOOK_FORM", "xml", "json or text"),
+        ("SERPRO_MARK_READ_PATH", "/requisicao/../webhook", "a path under"),
+        ("SERPRO_MARK_READ_PATH", "https://x", "a path under"),
+    ],
+)
+def test_serpro_settings_are_checked(
+    tmp_path: Path, serpro: FakeSerpro, name: str, value: str, problem: str
+) -> None:
+    from whatsapp_api_integration.settings import SettingsError
+
+    with pytest.raises(SettingsError) as raised:
+        settings_for(tmp_path, **serpro_env(serpro, **{name: value}))
+    assert any(line.startswith(name) and problem in line for line in raised.value.problems)
+
+
+def test_serpro_settings_reach_the_client(tmp_path: Path, serpro: FakeSerpro) -> None:
+    from whatsapp_api_integration.providers.serpro import SerproClient
+    from whatsapp_api_integration.settings import build_senders
+
+    settings = settings_for(
+        tmp_path,
+        **serpro_env(
+            serpro,
+            SERPRO_WEBHOOK_FORM="TEXT",
+            SERPRO_MARK_READ_PATH="requisicao/informacao-de-leitura",
+            SERPRO_PHONE_NUMBER_ID="5500",
+        ),
+    )
+    sender = build_senders(settings)["serpro"]
+    assert isinstance(sender, SerproClient)
+    assert (sender.webhook_form, sender.mark_read_path) == (
+        "text",
+        "/requisicao/informacao-de-leitura",
+    )
+    assert (sender.base_url, sender.phone_number_id, sender.waba_id) == (
+        serpro.url,
+        "5500",
+        WABA_ID,
+    )
+    sender.close()
+
+
+def test_cli_sends_a_template_package_and_shows_its_status(
+    project: Path, serpro: FakeSerpro, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serpro", "template", "convite", "5561987654321", "+5562911112222"]
+    assert main([*argv, "--param", "Maria", "--param", "12/12"]) == 0
+    (call,) = serpro.calls_to("requisicao/mensagem/template")
+    assert call.json["destinatarios"] == ["+5561987654321", "+5562911112222"]
+    assert call.json["wabaId"] == WABA_ID
+    assert [p["valor"] for p in call.json["body"]["parametros"]] == ["Maria", "12/12"]
+    request_id = capsys.readouterr().out.split("request id ")[1].split()[0]
+    assert main(["serpro", "status", request_id]) == 0
+    assert json.loads(capsys.readouterr().out)["quantidadeMensagens"] == 2
+
+
+def test_a_status_naming_the_request_id_as_its_id_is_matched_too(
+    tmp_path: Path, serpro: FakeSerpro, rasa: FakeRasa
+) -> None:
+    """One third-party client reads statuses[].id as SERPRO's request id: match that too."""
+    client = app_client(tmp_path, serpro, rasa)
+    post_serpro(client, text_envelope("wamid.in.9", "oi"), f"Bearer {WEBHOOK_TOKEN}")
+    gateway_state(client.application).gateway.process_available()
+    (reply,) = rows(client, outbound_messages)
+    body = serpro_envelope(
+        statuses=[{"id": reply["request_id"], "status": "sent", "timestamp": "1750000000"}]
+    )
+    assert post_serpro(client, body, f"Bearer {WEBHOOK_TOKEN}").status_code == 200
+    (reply,) = rows(client, outbound_messages)
+    assert (reply["status"], reply["wamid"]) == ("sent", None)
+    assert [s["orphan"] for s in rows(client, message_statuses)] == [False]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,7 +40,9 @@ def test_the_migrations_build_exactly_the_schema_the_code_uses(store: Store) -> 
 
 def test_migrating_twice_is_harmless_and_ready_says_so(store: Store) -> None:
     store.migrate()
-    assert store.ready() == (True, "migrations at 0001")
+    ready, reason = store.ready()
+    assert ready
+    assert reason.startswith("migrations at ")
 
 
 def test_an_unmigrated_database_is_not_ready(tmp_path: Path) -> None:
@@ -156,26 +156,6 @@ def test_concurrent_claims_take_each_contacts_head_once(tmp_path: Path) -> None:
 # ---- PostgreSQL (optional) ------------------------------------------------------------------
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1/test)")
-    schema = f"pipeline_test_{uuid.uuid4().hex[:10]}"
-    admin = Store(url).engine
-    with admin.begin() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    scoped = sqlalchemy.engine.make_url(url).update_query_dict(
-        {"options": f"-csearch_path={schema}"}
-    )
-    try:
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def test_postgresql_dedupes_and_claims_each_contacts_head_once(postgres_url: str) -> None:
     config = GatewayConfig(database_url=postgres_url, workers=0)
     gateway = Gateway(config, backend=None, senders={})  # type: ignore[arg-type]
@@ -193,3 +173,19 @@ def test_postgresql_dedupes_and_claims_each_contacts_head_once(postgres_url: str
         assert differences == []
     finally:
         gateway.close()
+
+
+def test_the_pool_holds_a_connection_per_thread_and_two_more() -> None:
+    from whatsapp_api_integration.store.engine import pool_size_for
+
+    assert pool_size_for(http_threads=8, worker_threads=4) == 14  # serve
+    assert pool_size_for(http_threads=8, worker_threads=0) == 10  # serve --no-worker
+    assert pool_size_for(http_threads=0, worker_threads=8) == 10  # worker
+
+
+def test_a_postgresql_store_keeps_the_pool_it_was_given(postgres_url: str) -> None:
+    store = Store(postgres_url, pool_size=5)
+    try:
+        assert (store.engine.pool.size(), store.engine.pool._max_overflow) == (5, 2)  # type: ignore[attr-defined]
+    finally:
+        store.close()

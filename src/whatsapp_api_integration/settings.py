@@ -56,6 +56,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "PROACTIVE_TOKEN",
     "DATABASE_URL",
     "DATABASE_POOL_SIZE",
+    "STORE_FLUSH",
     "WORKERS",
     "MAX_ATTEMPTS",
     "JOB_LEASE_SECONDS",
@@ -134,6 +135,7 @@ class Settings:
     proactive_token: str | None = None  # bearer of POST /webhooks/whatsapp/proactive
     database_url: str = "sqlite:///whatsapp_gateway.db"
     database_pool_size: int | None = None  # None: derived from the threads (store.engine)
+    store_flush: str = "webhooks"  # which commits wait for the disk: all, webhooks, none
     workers: int = 4
     max_attempts: int = 8
     job_lease_seconds: float = 30.0
@@ -207,6 +209,11 @@ class Settings:
         if self.serpro_configured and not self.serpro_webhook_token:
             missing.append(
                 "SERPRO_WEBHOOK_TOKEN: without it SERPRO's webhook calls are not authenticated"
+            )
+        if self.serpro_configured and not self.rasa_webhook_url:
+            missing.append(
+                "RASA_WEBHOOK_URL: the public webhook URL `whatsapp-gateway serpro webhook "
+                "register` registers at SERPRO"
             )
         if self.playground and not self.sandbox and not self.admin_token:
             missing.append("ADMIN_TOKEN: the playground is on outside sandbox")
@@ -498,6 +505,9 @@ def load_settings(
         database_pool_size=reader.parsed(
             "DATABASE_POOL_SIZE", None, _whole(1), "a whole number of connections ≥ 1"
         ),
+        store_flush=reader.parsed(
+            "STORE_FLUSH", "webhooks", _choice("all", "webhooks", "none"), "all, webhooks or none"
+        ),
         workers=reader.parsed("WORKERS", 4, _whole(0), "a whole number ≥ 0"),
         max_attempts=reader.parsed("MAX_ATTEMPTS", 8, _whole(1), "a whole number ≥ 1"),
         job_lease_seconds=reader.parsed(
@@ -557,6 +567,7 @@ def build_gateway(settings: Settings, *, backend: Backend | None = None) -> Gate
 
     config = GatewayConfig(
         database_url=settings.database_url,
+        store_flush=settings.store_flush,
         workers=settings.workers,
         max_attempts=settings.max_attempts,
         br_ninth_digit=settings.br_ninth_digit,
@@ -579,7 +590,7 @@ def build_gateway(settings: Settings, *, backend: Backend | None = None) -> Gate
             settings.answer_backend, rasa_url=settings.rasa_url, timeout=settings.rasa_timeout
         )
     # One store, shared with SERPRO's client so its token is shared between processes.
-    store = Store(settings.database_url, pool_size=config.pool_size)
+    store = Store(settings.database_url, pool_size=config.pool_size, flush=config.store_flush)
     gateway = Gateway(config, backend, build_senders(settings, store=store), store=store)
     if settings.rasa_failed_delivery_intent and settings.rasa_url:
         from whatsapp_api_integration.integrations.rasa_failures import (

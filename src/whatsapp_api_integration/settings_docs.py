@@ -109,9 +109,26 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     "SERPRO_WEBHOOK_TOKEN": SettingDoc(
         "serpro",
         "Registered at SERPRO as the webhook's `jwtToken`; when set, SERPRO's webhook calls "
-        "must carry `Authorization: Bearer <it>`, or they get 401.",
+        "must carry `Authorization: Bearer <it>` (or the bare token), or they get 401.",
         "Registrado no SERPRO como `jwtToken` do webhook; quando definido, as chamadas do "
-        "SERPRO ao webhook precisam de `Authorization: Bearer <ele>`, senão recebem 401.",
+        "SERPRO ao webhook precisam de `Authorization: Bearer <ele>` (ou o token puro), senão "
+        "recebem 401.",
+    ),
+    "SERPRO_WEBHOOK_FORM": SettingDoc(
+        "serpro",
+        "How `whatsapp-gateway serpro webhook register` registers the webhook: `json` "
+        '(`{"uri", "jwtToken"}`, the only form that carries SERPRO_WEBHOOK_TOKEN) or `text` '
+        "(the bare URL as `text/plain`, the original project's form).",
+        "Como `whatsapp-gateway serpro webhook register` cadastra o webhook: `json` "
+        '(`{"uri", "jwtToken"}`, a única forma que leva o SERPRO_WEBHOOK_TOKEN) ou `text` '
+        "(a URL pura como `text/plain`, a forma do projeto original).",
+    ),
+    "SERPRO_MARK_READ_PATH": SettingDoc(
+        "serpro",
+        "SERPRO's mark-as-read path under `/client/{id}/v2` (sources disagree; the other "
+        "one seen is `/requisicao/informacao-de-leitura`).",
+        'O caminho de "marcar como lida" do SERPRO em `/client/{id}/v2` (as fontes '
+        "divergem; o outro visto é `/requisicao/informacao-de-leitura`).",
     ),
     "RASA_WEBHOOK_URL": SettingDoc(
         "serpro",
@@ -150,6 +167,32 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "Segundos que uma chamada ao backend pode levar antes de contar como falha (e ser "
         "tentada de novo).",
     ),
+    "RASA_FAILED_DELIVERY_INTENT": SettingDoc(
+        "bot",
+        "Intent triggered in the contact's Rasa conversation when WhatsApp reports a reply as "
+        "failed (e.g. 131047, outside the 24-hour window), with the error as entities; what "
+        "the bot answers is sent to the contact. Needs `RASA_URL` (Rasa with `--enable-api`). "
+        "Off when unset. See docs/rasa.md.",
+        "Intent disparada na conversa do contato no Rasa quando o WhatsApp informa que uma "
+        "resposta falhou (p. ex. 131047, fora da janela de 24 horas), com o erro como "
+        "entidades; o que o bot responder é enviado ao contato. Precisa de `RASA_URL` (Rasa com "
+        "`--enable-api`). Desligada quando vazia. Veja docs/rasa.pt-BR.md.",
+    ),
+    "RASA_API_TOKEN": SettingDoc(
+        "bot",
+        "Rasa's `--auth-token`, sent as `?token=` to Rasa's HTTP API (failed deliveries).",
+        "O `--auth-token` do Rasa, enviado como `?token=` à API HTTP do Rasa (entregas que "
+        "falharam).",
+    ),
+    "PROACTIVE_TOKEN": SettingDoc(
+        "bot",
+        "Bearer token of `POST /webhooks/whatsapp/proactive`, where Rasa's gateway channel "
+        "(`GatewayRestInput`) posts what the bot sends on its own (reminders, `trigger_intent`). "
+        "The endpoint is off (404) when unset.",
+        "Token (bearer) de `POST /webhooks/whatsapp/proactive`, para onde o canal do gateway no "
+        "Rasa (`GatewayRestInput`) envia o que o bot manda por conta própria (lembretes, "
+        "`trigger_intent`). Sem ele o endpoint fica desligado (404).",
+    ),
     # ---- store and workers -----------------------------------------------------------------
     "DATABASE_URL": SettingDoc(
         "store",
@@ -172,17 +215,42 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     ),
     "JOB_LEASE_SECONDS": SettingDoc(
         "store",
-        "How long a worker holds a job before another may take it back (a worker that died). "
-        "Must be longer than `RASA_TIMEOUT`.",
-        "Por quanto tempo um worker segura uma tarefa antes que outro possa retomá-la (um "
-        "worker que morreu). Precisa ser maior que `RASA_TIMEOUT`.",
+        "How long a job stays with a worker that stopped renewing it (it died) before another "
+        "takes it back; live workers renew it every third of it.",
+        "Por quanto tempo uma tarefa fica com um worker que parou de renová-la (morreu) antes "
+        "que outro a retome; workers vivos a renovam a cada terço desse tempo.",
+    ),
+    "STORE_FLUSH": SettingDoc(
+        "store",
+        "Which commits wait until the disk has them: `webhooks` (a stored webhook body, what "
+        "the 200 promises, and operator actions), `all`, or `none`. With `webhooks`, a power "
+        "cut may undo the workers' last state changes: those jobs run again, so a reply may "
+        "go twice, but no message is lost.",
+        "Quais commits esperam o disco gravar: `webhooks` (o corpo de webhook armazenado, o "
+        "que o 200 promete, e ações de operação), `all` ou `none`. Com `webhooks`, uma queda "
+        "de energia pode desfazer as últimas mudanças de estado dos workers: essas tarefas "
+        "rodam de novo, então uma resposta pode sair duas vezes, mas nenhuma mensagem se perde.",
+    ),
+    "SHUTDOWN_GRACE_SECONDS": SettingDoc(
+        "store",
+        "On SIGTERM, how long jobs in hand may take to finish; the rest go back to the queue "
+        "at once, not counted as an attempt.",
+        "No SIGTERM, quanto tempo as tarefas em andamento podem levar para terminar; as demais "
+        "voltam à fila na hora, sem contar como tentativa.",
+    ),
+    "DATABASE_POOL_SIZE": SettingDoc(
+        "store",
+        "Database connections each process keeps.",
+        "Conexões com o banco que cada processo mantém.",
+        default_en="one per HTTP and worker thread, plus 2",
+        default_pt="uma por thread HTTP e de worker, mais 2",
     ),
     "SEND_RATE": SettingDoc(
         "store",
         "Messages per second per sending number, shared by every process (Meta's default "
-        "throughput is 80).",
+        "throughput is 80). `0` turns pacing off.",
         "Mensagens por segundo por número remetente, somando todos os processos (a vazão "
-        "padrão da Meta é 80).",
+        "padrão da Meta é 80). `0` desliga o controle de ritmo.",
     ),
     "SEND_BURST": SettingDoc(
         "store",
@@ -223,17 +291,23 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     # ---- operations ------------------------------------------------------------------------
     "PLAYGROUND": SettingDoc(
         "operations",
-        "Serve `/playground`, where you talk to the bot as a contact would.",
-        "Serve `/playground`, onde você conversa com o bot como um contato.",
+        "Serve `/playground`, where you talk to the bot as a contact would, and the operator "
+        "view `/ops/` (conversations, each message's path, dead letters). See "
+        "docs/playground.md.",
+        "Serve `/playground`, onde você conversa com o bot como um contato, e a visão do "
+        "operador `/ops/` (conversas, o caminho de cada mensagem, cartas mortas). Veja "
+        "docs/playground.pt-BR.md.",
         default_en="`true` in sandbox, else `false`",
         default_pt="`true` no sandbox, senão `false`",
     ),
     "ADMIN_TOKEN": SettingDoc(
         "operations",
-        "Required to open the operator views and the playground outside sandbox or from "
-        "another machine.",
-        "Exigido para abrir as telas de operação e o playground fora do sandbox ou de outra "
-        "máquina.",
+        "Required to open the operator view and the playground outside sandbox or from "
+        "another machine: as `Authorization: Bearer <token>` or on the sign-in form "
+        "(`/ops/login`).",
+        "Exigido para abrir a visão do operador e o playground fora do sandbox ou de outra "
+        "máquina: como `Authorization: Bearer <token>` ou no formulário de entrada "
+        "(`/ops/login`).",
     ),
     "LOG_FORMAT": SettingDoc(
         "operations",

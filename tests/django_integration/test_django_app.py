@@ -295,10 +295,13 @@ def test_migrate_builds_the_store_in_the_projects_database(
 ) -> None:
     from io import StringIO
 
+    from django.db import connections
+
     project_db = Path(settings.DATABASES["default"]["NAME"])
     out = StringIO()
     with django_db_blocker.unblock():
         call_command("migrate", verbosity=1, stdout=out)
+        connections.close_all()  # no Django connection outlives the test
     assert "WhatsApp gateway store: migrations at" in out.getvalue()
     with sqlite3.connect(project_db) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
@@ -316,3 +319,97 @@ def test_migrate_builds_the_store_in_the_projects_database(
             "SELECT count(*) FROM inbound_messages WHERE wamid = ?", (message_id,)
         ).fetchone()
     assert stored == (1,)
+
+
+# ---- ASGI, commands, checks, sandbox -------------------------------------------------------
+
+
+def test_the_webhook_under_asgi(store: Store) -> None:
+    """Django's AsyncClient goes through the ASGI handler, which runs the sync views in a
+    thread; the body is read from the ASGI request the same way."""
+    import asyncio
+
+    from django.test import AsyncClient
+
+    message_id = wamid()
+    body = text_body(message_id, "oi")
+    response = asyncio.run(
+        AsyncClient().post(
+            WEBHOOK,
+            data=body,
+            content_type="application/json",
+            headers={"X-Hub-Signature-256": sign(body, APP_SECRET)},
+        )
+    )
+    assert response.status_code == 200
+    assert response.json()["new_messages"] == 1
+    assert store.job_state(message_id) is not None
+
+
+def test_the_worker_command_names_an_invalid_setting(settings: Any) -> None:
+    from django.core.management import CommandError
+
+    settings.MAX_ATTEMPTS = 0
+    with pytest.raises(CommandError, match=r"MAX_ATTEMPTS: expected a whole number ≥ 1, got '0'"):
+        call_command("whatsapp_worker", "--once")
+
+
+def test_check_deploy_lists_what_production_lacks(settings: Any, tmp_path: Path) -> None:
+    settings.DATABASE_URL = f"sqlite:///{tmp_path / 'store.db'}"
+    deploy = {
+        m.msg.split(":")[0]
+        for m in checks.run_checks(include_deployment_checks=True)
+        if m.id == "whatsapp_gateway.W002"
+    }
+    assert deploy == {
+        "WPP_AUTHORIZATION_TOKEN (Cloud API) or SERPRO_CLIENT_ID + SERPRO_CLIENT_SECRET"
+    }
+    assert not [m for m in checks.run_checks() if m.id == "whatsapp_gateway.W002"]
+
+
+@pytest.mark.urls("django_project.urls_sandbox")
+def test_the_sandbox_conversation_shows_what_the_bot_answered(
+    settings: Any, tmp_path: Path
+) -> None:
+    settings.DATABASE_URL = f"sqlite:///{tmp_path / 'store.db'}"  # no token: sandbox
+    message_id = wamid()
+    assert post_signed(APIClient(), text_body(message_id, "oi")).status_code == 200
+    worker_once()
+    response = Client().get(f"/sandbox/conversations/{CONTACT}")
+    assert response.status_code == 200
+    texts = json.dumps(response.json()["messages"], ensure_ascii=False)
+    assert "Recebido: oi" in texts
+
+    assert (
+        Client(REMOTE_ADDR="203.0.113.9").get(f"/sandbox/conversations/{CONTACT}").status_code
+        == 403
+    )
+    settings.ADMIN_TOKEN = "admin-token-for-tests-99"
+    allowed = Client(REMOTE_ADDR="203.0.113.9").get(
+        f"/sandbox/conversations/{CONTACT}",
+        headers={"Authorization": "Bearer admin-token-for-tests-99"},
+    )
+    assert allowed.status_code == 200
+
+
+@pytest.mark.urls("django_project.urls_sandbox")
+@pytest.mark.usefixtures("store_url")  # a token: not sandbox
+def test_the_sandbox_conversation_is_404_outside_sandbox() -> None:
+    assert Client().get(f"/sandbox/conversations/{CONTACT}").status_code == 404
+
+
+def test_migrate_names_a_store_it_cannot_reach(
+    django_db_blocker: Any, settings: Any, tmp_path: Path
+) -> None:
+    from django.core.management import CommandError
+    from django.db import connections
+
+    settings.DATABASE_URL = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'store.db'}"
+    with django_db_blocker.unblock():
+        try:
+            with pytest.raises(CommandError) as raised:
+                call_command("migrate", verbosity=0)
+        finally:
+            connections.close_all()
+    assert "the WhatsApp gateway's store at sqlite:///" in str(raised.value)
+    assert "could not be migrated" in str(raised.value)

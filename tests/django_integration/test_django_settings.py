@@ -109,3 +109,63 @@ def test_a_database_the_store_cannot_use_is_named(database: dict[str, str], says
     assert problem.startswith("DATABASE_URL: DATABASES['default']")
     assert says in problem
     assert "set DATABASE_URL" in problem
+
+
+def test_check_config_shows_each_source_and_masks_secrets(settings: Any, monkeypatch: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    monkeypatch.setenv("RASA_TIMEOUT", "9")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    out = StringIO()
+    call_command("whatsapp_check_config", stdout=out)
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines() if line.strip()}
+    assert lines["WPP_VERIFY_TOKEN"].endswith("Django settings")
+    assert lines["RASA_TIMEOUT"].split()[1:] == ["9.0", "env"]
+    assert lines["DATABASE_URL"].endswith("DATABASES['default']")
+    assert "app-secret-for-tests-abcdef987654" not in out.getvalue()
+    assert "****7654" in lines["WPP_APP_SECRET"]
+
+
+def test_the_whatsapp_gateway_dict_takes_names_the_project_already_uses(
+    settings: Any, tmp_path: Path
+) -> None:
+    """A project whose own DATABASE_URL is MySQL and LOG_FORMAT a format string keeps them;
+    the gateway reads its own in WHATSAPP_GATEWAY."""
+    settings.DATABASE_URL = "mysql://project@db/project"
+    settings.LOG_FORMAT = "%(asctime)s %(message)s"
+    settings.WHATSAPP_GATEWAY = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "LOG_FORMAT": "json",
+        "WORKERS": 1,
+    }
+    loaded = load_gateway_settings({}, env_files=())
+    assert loaded.database_url == f"sqlite:///{tmp_path / 'store.db'}"
+    assert (loaded.log_format, loaded.workers) == ("json", 1)
+
+
+def test_log_settings_at_the_top_level_are_the_projects_own(settings: Any) -> None:
+    settings.LOG_FORMAT = "%(levelname)s %(message)s"
+    settings.LOG_LEVEL = "verbose"
+    loaded = load_gateway_settings({"LOG_FORMAT": "json"}, env_files=())
+    assert (loaded.log_format, loaded.log_level) == ("json", "INFO")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("not a dict", "WHATSAPP_GATEWAY (Django settings): expected a dict of gateway settings"),
+        ({"WPP_TOKEN": "x"}, "WHATSAPP_GATEWAY['WPP_TOKEN'] (Django settings): not a setting"),
+        (
+            {"WORKERS": [1]},
+            "WHATSAPP_GATEWAY['WORKERS'] (Django settings): expected a string, number or boolean",
+        ),
+    ],
+)
+def test_a_wrong_whatsapp_gateway_dict_is_named(settings: Any, value: Any, problem: str) -> None:
+    settings.WHATSAPP_GATEWAY = value
+    with pytest.raises(SettingsError) as raised:
+        load_gateway_settings({}, env_files=())
+    [reported] = raised.value.problems
+    assert reported.startswith(problem)

@@ -1,8 +1,10 @@
 """Commands that run or inspect the gateway: serve, worker, check-config, dead-letters, simulate.
 
 `serve` runs the production server, granian (WSGI), chosen for speed: DESIGN §14 measured
-12.8 k requests/s acknowledged against 4.1 k for gunicorn (gthread) on one core. The app,
-and so the worker threads, are built inside granian's worker process, after its fork.
+12.8 k requests/s acknowledged against 4.1 k for gunicorn (gthread) on one core. The app is
+built inside granian's worker process, after its fork. Jobs are worked by a separate worker
+process at a lower CPU priority (cli/worker_process.py says why), or, with
+`--workers-per-process N`, by threads inside each server process.
 """
 
 from __future__ import annotations
@@ -71,12 +73,21 @@ def _register_serve(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--workers-per-process",
         type=int,
         metavar="N",
-        help="job worker threads in each server process (default: WORKERS)",
+        help="work jobs with N threads inside each server process instead of a separate "
+        "worker process (slower webhooks under load: docs/performance.md)",
     )
     workers.add_argument(
         "--no-worker",
         action="store_true",
         help="work no jobs here (run `whatsapp-gateway worker` separately)",
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=10,
+        metavar="N",
+        help="CPU niceness of the worker process (default 10: webhooks first; 0: same "
+        "priority, better end-to-end throughput on a crowded machine)",
     )
     parser.set_defaults(func=serve)
 
@@ -103,7 +114,9 @@ def serve(args: argparse.Namespace) -> int:
     from whatsapp_api_integration import logging_setup
 
     settings = _settings_or_exit()  # fail here, before any process starts, on bad settings
-    worker_threads = 0 if args.no_worker else args.workers_per_process
+    # By default a worker process (WORKERS threads) works the jobs, not the server's processes.
+    worker_process = not args.no_worker and args.workers_per_process is None and settings.workers
+    worker_threads = 0 if args.no_worker or worker_process else args.workers_per_process
     try:
         from granian.constants import Interfaces
         from granian.log import LogLevels
@@ -140,10 +153,25 @@ def serve(args: argparse.Namespace) -> int:
         max(1, args.processes),
         max(1, args.threads),
     )
-    server.serve(
-        target_loader=functools.partial(load_app_for_server, worker_threads, max(1, args.threads)),
-        wrap_loader=False,
-    )
+    if settings.playground:
+        from whatsapp_api_integration.web.playground import startup_banner
+
+        print(startup_banner(args.host, args.port, settings), flush=True)
+    from whatsapp_api_integration.cli.worker_process import WorkerProcess
+
+    worker = WorkerProcess(niceness=max(0, args.worker_nice)) if worker_process else None
+    if worker is not None:
+        worker.start()
+    try:
+        server.serve(
+            target_loader=functools.partial(
+                load_app_for_server, worker_threads, max(1, args.threads)
+            ),
+            wrap_loader=False,
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
     return 0
 
 
@@ -187,7 +215,8 @@ def _register_worker(subparsers: argparse._SubParsersAction[Any]) -> None:
 def worker(args: argparse.Namespace) -> int:
     """Work jobs with WORKERS threads (at least one) until SIGTERM or SIGINT, then let the
     jobs in hand finish for up to SHUTDOWN_GRACE_SECONDS; jobs still running then are given
-    back to the queue, for another worker to take at once."""
+    back to the queue, for another worker to take at once. A second signal gives them back
+    at once."""
     import dataclasses
 
     from whatsapp_api_integration.store.engine import pool_size_for
@@ -201,14 +230,30 @@ def worker(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
 
+    log = logging.getLogger(__name__)
+
     def request_stop(signum: int, frame: object) -> None:
-        stop.set()
+        if not stop.is_set():
+            stop.set()
+            return
+        # A second signal (Ctrl-C twice): do not wait for the jobs in hand.
+        released = gateway.abandon()
+        log.warning("worker: stopping now; %d job(s) given back to the queue", released)
+        raise SystemExit(1)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    log = logging.getLogger(__name__)
+    pacing = (
+        f"{settings.send_rate:g}/s burst {settings.send_burst}" if settings.send_rate else "off"
+    )
     log.info(
-        "worker: mode %s, backend %s, %d thread(s)", settings.mode, settings.answer_backend, threads
+        "worker: mode %s, backend %s, %d thread(s), lease %gs, grace %gs, pacing %s",
+        settings.mode,
+        settings.answer_backend,
+        threads,
+        settings.job_lease_seconds,
+        settings.shutdown_grace_seconds,
+        pacing,
     )
     gateway.start()
     while not stop.wait(1.0):

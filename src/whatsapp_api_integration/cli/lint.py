@@ -200,7 +200,7 @@ def check_variation(
         add(
             "note",
             "the text fills in slots, so its length is known only when sent; "
-            "the limits below hold for the text as written",
+            "it is checked as written",
             seen,
         )
     if choices:
@@ -284,7 +284,11 @@ def check_variation(
         if isinstance(message, CustomMessage) and "path" in message.payload:
             continue  # a SERPRO request, written for SERPRO: no Graph limits to check
         for problem in check_cloud_api(to_cloud_api(message, _PLACEHOLDER)):
-            add("problem", f"WhatsApp would refuse it: {problem}", seen)
+            add(
+                "problem",
+                f"WhatsApp would refuse it: {problem}",
+                f"nothing for this message, WhatsApp refuses it ({describe(message)})",
+            )
     return findings
 
 

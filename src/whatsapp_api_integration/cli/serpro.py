@@ -4,6 +4,7 @@
     whatsapp-gateway serpro webhook list
     whatsapp-gateway serpro webhook update ID [URL] [--no-token]
     whatsapp-gateway serpro webhook delete [ID]
+    whatsapp-gateway serpro template NAME RECIPIENT... [--param VALUE]...
     whatsapp-gateway serpro status REQUEST_ID
     whatsapp-gateway serpro token
 
@@ -51,6 +52,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     remove = actions.add_parser("delete", help="delete webhook ID (no ID: the number's webhook)")
     remove.add_argument("id", nargs="?")
     remove.set_defaults(func=webhook_delete)
+
+    template = groups.add_parser(
+        "template", help="send an approved template to one or more numbers (a notification)"
+    )
+    template.add_argument("name", help="the template's name, as approved by Meta")
+    template.add_argument("recipients", nargs="+", help="numbers with country code, 55...")
+    template.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="VALUE",
+        help="a body parameter ({{1}}, {{2}}, ... in order); the same for every recipient",
+    )
+    template.set_defaults(func=send_template)
 
     status = groups.add_parser("status", help="show what SERPRO knows of a request id")
     status.add_argument("request_id")
@@ -165,6 +180,22 @@ def webhook_delete(args: argparse.Namespace) -> int:
         with open_client(settings) as client:
             client.delete_webhook(args.id)
         print(f"deleted webhook {args.id}" if args.id else "deleted this number's webhook")
+        return 0
+
+    return _run(action)
+
+
+def send_template(args: argparse.Namespace) -> int:
+    from whatsapp_api_integration.serpro_api_client import open_client
+
+    def action(settings: Settings) -> int:
+        with open_client(settings) as client:
+            result = client.send_template(args.name, args.recipients, body_parameters=args.param)
+        print(
+            f"SERPRO took template {args.name!r} for {len(args.recipients)} recipient(s); "
+            f"request id {result.request_id} "
+            f"(whatsapp-gateway serpro status {result.request_id})"
+        )
         return 0
 
     return _run(action)

@@ -209,20 +209,26 @@ def _child_path(path: str, key: str | int) -> str:
 # ---- provider detection ----------------------------------------------------------------
 
 _SERPRO_MARKERS = ("metadata", "messages", "statuses")
+# A SERPRO body carries `messaging_product`; one third-party capture (docs/serpro-protocol.md
+# row 26) instead has `webhook_object_id` with the metadata flattened to the top level.
+_SERPRO_KEYS = ("messaging_product", "webhook_object_id")
 
 
 def detect_provider(document: Any) -> Provider:
     """Tell the envelopes apart by shape (never by absence alone, as the original did).
 
     ``cloud_api``: an object with ``object`` or ``entry``. ``serpro``: a bare ``value`` object
-    (``messaging_product`` and at least one of ``metadata``, ``messages``, ``statuses``).
+    (``messaging_product``, or SERPRO's ``webhook_object_id``, and at least one of
+    ``metadata``, ``messages``, ``statuses``).
     Anything else raises `WebhookFormatError`.
     """
     if not isinstance(document, dict):
         _fail("$", f"expected a JSON object, got {_describe(document)}")
     if "object" in document or "entry" in document:
         return "cloud_api"
-    if "messaging_product" in document and any(key in document for key in _SERPRO_MARKERS):
+    if any(key in document for key in _SERPRO_KEYS) and any(
+        key in document for key in _SERPRO_MARKERS
+    ):
         return "serpro"
     raise WebhookFormatError(
         "$",
@@ -290,6 +296,14 @@ def _parse_serpro(document: dict[str, Any], events: list[Event]) -> None:
     if "object" in document or "entry" in document:
         _fail("$", "a Cloud API envelope (object, entry), not a SERPRO value object")
     request_id = _opt_id(document, "idRequisicao", "")
+    if "metadata" not in document and isinstance(document.get("phone_number_id"), str):
+        # The flattened variant: the number's ids at the top level, no `metadata` object.
+        flattened = {
+            key: document[key]
+            for key in ("phone_number_id", "display_phone_number")
+            if isinstance(document.get(key), str)
+        }
+        document = {**document, "metadata": flattened}
     _parse_value(document, "serpro", "", request_id, events)
 
 

@@ -10,7 +10,7 @@
 
 Any setting of DESIGN §3, in lower case; the environment (then `.env`, `variables.env`)
 fills in what the block leaves out. It serves `GET|POST /webhooks/whatsapp/webhook` and the
-health route `GET /webhooks/whatsapp/`. The webhook is the gateway's own (`web.webhook.receive`:
+health route `GET /webhooks/whatsapp/`. The webhook is the gateway's own (`web.intake.receive`:
 handshake, signature, store before the 200), run in a thread so the database never blocks
 Rasa's event loop. The gateway's worker threads then work the stored messages in this same
 process, with Rasa itself as the backend: each message becomes a `UserMessage` handed to Rasa
@@ -41,7 +41,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -58,15 +58,17 @@ from sanic.response import HTTPResponse
 
 from whatsapp_api_integration.backends import BackendError
 from whatsapp_api_integration.core.signature import handshake_challenge
+from whatsapp_api_integration.logging_setup import RedactingFilter, Redactor
 from whatsapp_api_integration.pipeline.proactive import ProactiveSender
 from whatsapp_api_integration.settings import (
+    DEFAULT_ENV_FILES,
     SETTING_NAMES,
     Settings,
     SettingsError,
     build_gateway,
     load_settings,
 )
-from whatsapp_api_integration.web.webhook import Answer, kept_headers, receive
+from whatsapp_api_integration.web.intake import Answer, kept_headers, receive
 
 if TYPE_CHECKING:
     from whatsapp_api_integration.core.contract import IncomingMessage
@@ -89,7 +91,10 @@ def _as_setting(value: Any) -> str:
 
 
 def channel_settings(
-    credentials: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
+    credentials: Mapping[str, Any] | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_files: Iterable[str] = DEFAULT_ENV_FILES,
 ) -> Settings:
     """The settings of the channel: its credentials.yml block, the environment for the rest.
 
@@ -109,7 +114,7 @@ def channel_settings(
     for key, value in credentials.items():
         if value is not None:
             layered[str(key).upper()] = _as_setting(value)
-    return load_settings(layered)
+    return load_settings(layered, env_files=env_files)
 
 
 # ---- output channels ------------------------------------------------------------------------
@@ -231,6 +236,23 @@ class _RedactVerifyToken(logging.Filter):
         return True
 
 
+def _protect_logs(settings: Settings) -> None:
+    """Rasa owns logging in its process; keep our secrets out of it all the same.
+
+    httpx logs each request's URL, and Rasa's API takes its token in the query string
+    (`?token=`, failed deliveries); Sanic's access log has Meta's `hub.verify_token`."""
+    redactor = Redactor(settings.secrets(), mask_contacts=settings.mask_contacts)
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactingFilter) for f in httpx_logger.filters):
+        httpx_logger.addFilter(RedactingFilter(redactor))
+    access = logging.getLogger("sanic.access")
+    if not any(isinstance(f, _RedactVerifyToken) for f in access.filters):
+        access.addFilter(_RedactVerifyToken())
+    # Alembic narrates every migration check at INFO; only its warnings are news here.
+    alembic = logging.getLogger("alembic")
+    alembic.setLevel(max(alembic.getEffectiveLevel(), logging.WARNING))
+
+
 class WhatsAppInput(InputChannel):
     """WhatsApp (Cloud API or SERPRO) as a Rasa input channel, on the gateway's pipeline."""
 
@@ -248,6 +270,7 @@ class WhatsAppInput(InputChannel):
         self.proactive: ProactiveSender | None = None
         self.backend = RasaAgentBackend(timeout=self.settings.rasa_timeout, deliver=self._deliver)
         self._lock = threading.Lock()
+        _protect_logs(self.settings)
         for warning in self.settings.warnings:
             logger.warning(warning)
         if self.settings.workers == 0:
@@ -304,7 +327,6 @@ class WhatsAppInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         whatsapp = Blueprint("whatsapp_webhook", inspect.getmodule(self).__name__)  # type: ignore[union-attr]
-        logging.getLogger("sanic.access").addFilter(_RedactVerifyToken())
 
         @whatsapp.listener("after_server_start")
         async def start_workers(app: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -317,6 +339,9 @@ class WhatsAppInput(InputChannel):
 
         @whatsapp.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
+            # 503 for the moment between Sanic listening and the store being open.
+            if self.gateway is None:
+                return response.text("starting", status=503)
             return response.text("ok")
 
         @whatsapp.route("/webhook", methods=["GET"])

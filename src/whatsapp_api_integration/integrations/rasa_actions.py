@@ -52,8 +52,11 @@ _PLACEHOLDER = Recipient(wa_id="0")
 
 
 class _Tracker(Protocol):
-    sender_id: str
-    latest_message: dict[str, Any] | None
+    @property
+    def sender_id(self) -> str: ...
+
+    @property
+    def latest_message(self) -> Mapping[str, Any] | None: ...
 
 
 class _Dispatcher(Protocol):

@@ -28,7 +28,7 @@ from whatsapp_api_integration.core.identity import contact_key
 from whatsapp_api_integration.core.outbound import RenderOptions
 from whatsapp_api_integration.pipeline import metrics
 from whatsapp_api_integration.pipeline.lease import LeaseKeeper
-from whatsapp_api_integration.pipeline.pacing import PacedSender, Pacer
+from whatsapp_api_integration.pipeline.pacing import THROUGHPUT_REACHED, PacedSender, Pacer
 from whatsapp_api_integration.pipeline.worker import JobRunner
 from whatsapp_api_integration.providers import Sender
 from whatsapp_api_integration.store import (
@@ -38,6 +38,7 @@ from whatsapp_api_integration.store import (
     StatusRecord,
     Store,
 )
+from whatsapp_api_integration.store.listen import JobListener
 
 logger = logging.getLogger("whatsapp_api_integration.pipeline")
 
@@ -45,6 +46,7 @@ logger = logging.getLogger("whatsapp_api_integration.pipeline")
 @dataclass(frozen=True)
 class GatewayConfig:
     database_url: str = "sqlite:///whatsapp_gateway.db"
+    store_flush: str = "webhooks"  # STORE_FLUSH: all, webhooks, none (store/engine.py)
     workers: int = 4  # threads in this process; 0 = none
     max_attempts: int = 8
     br_ninth_digit: bool = False
@@ -104,7 +106,9 @@ class Gateway:
         self.backend = backend
         self.senders = dict(senders)
         self.store = (
-            store if store is not None else Store(config.database_url, pool_size=config.pool_size)
+            store
+            if store is not None
+            else Store(config.database_url, pool_size=config.pool_size, flush=config.store_flush)
         )
         self.store.migrate()
         self._wakeup = threading.Condition()
@@ -117,6 +121,7 @@ class Gateway:
         self._halt = threading.Event()  # set when stopping jobs that could not finish in time
         # Told of each reply WhatsApp reports as failed (e.g. to tell the bot); must not block.
         self.on_failed_reply: Callable[[FailedReply], None] | None = None
+        self._listener: JobListener | None = None  # PostgreSQL: other processes' new work
         self._runner = JobRunner(
             store=self.store,
             backend=backend,
@@ -203,8 +208,10 @@ class Gateway:
         if counts.duplicates:
             metrics.MESSAGES_DUPLICATE.inc(counts.duplicates)
         self._log_accepted(counts.body_id, events, counts.orphan_statuses, counts.duplicates)
+        self._pause_throttled_numbers(events)
         if counts.new_messages > counts.ignored:
             self.wake()
+            self._announce_work()
         if counts.failed_replies and self.on_failed_reply is not None:
             self._report_failed_replies(counts.failed_replies, events)
         return AcceptResult(
@@ -213,6 +220,26 @@ class Gateway:
             statuses=counts.statuses,
             ignored=counts.ignored,
         )
+
+    def _announce_work(self) -> None:
+        """Wake the worker processes listening on PostgreSQL (store/listen.py)."""
+        try:
+            self.store.announce_work()
+        except Exception as error:  # stored already; workers poll and will find it
+            logger.warning("could not notify worker processes of new work: %s", error)
+
+    def _pause_throttled_numbers(self, events: Sequence[Event]) -> None:
+        """Meta may report 130429 (throughput reached) in a webhook's `value.errors` too:
+        every process then pauses its sends from that number (pipeline/pacing.py)."""
+        for event in events:
+            if not isinstance(event, WebhookError) or not event.phone_number_id:
+                continue
+            if any(error.code == THROUGHPUT_REACHED for error in event.errors):
+                key = f"{event.provider}:{event.phone_number_id}"
+                try:
+                    self.pacer.pause(key, 1.0)
+                except Exception as error:  # the body is stored; pacing is best effort
+                    logger.warning("could not pause sends from %s: %s", key, error)
 
     def _inbound_record(self, message: Message) -> InboundRecord:
         # Resolving payload references waits for the worker: here only whether the message
@@ -348,6 +375,10 @@ class Gateway:
             return
         self._stop.clear()
         self._halt.clear()
+        if self.config.workers > 0 and self._listener is None:
+            self._listener = self.store.job_listener(self.wake)
+            if self._listener is not None:
+                self._listener.start()
         for number in range(self.config.workers):
             thread = threading.Thread(
                 target=self.run_worker,
@@ -371,8 +402,7 @@ class Gateway:
             thread.join(max(0.0, deadline - time.monotonic()))
         late = [thread.name for thread in self._threads if thread.is_alive()]
         if late:
-            self._halt.set()
-            released = self.leases.release_all()
+            released = self.abandon()
             logger.warning(
                 "%s still working after %.1fs: %d job(s) released for another worker",
                 ", ".join(late),
@@ -380,7 +410,17 @@ class Gateway:
                 released,
             )
         self.leases.stop()
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
         self._threads = []
+
+    def abandon(self) -> int:
+        """Give every job in hand back to the queue now and start no further send (a stop
+        that cannot wait); how many jobs were released."""
+        self._stop.set()
+        self._halt.set()
+        return self.leases.release_all()
 
     def close(self) -> None:
         """Stop the workers, close the senders and the backend, release the database."""
@@ -423,6 +463,7 @@ class Gateway:
         if replayed:
             logger.info("dead letter %d replayed", id)
             self.wake()
+            self._announce_work()
         return replayed
 
     def conversation(self, contact: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -45,7 +45,19 @@ DEAD_LETTERS = Counter(
 )
 SEND_LATENCY = Histogram(
     "whatsapp_send_latency_seconds",
-    "Time of one send to the provider",
+    "Time of one send to the provider, its pacing wait included",
+    registry=REGISTRY,
+)
+PACING_WAIT = Histogram(
+    "whatsapp_pacing_wait_seconds",
+    "Time a send waited for its number's turn (SEND_RATE / SEND_BURST, 130429 pauses)",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+    registry=REGISTRY,
+)
+THROTTLED = Counter(
+    "whatsapp_sends_throttled",
+    "Sends Meta refused for pace: 130429 (the number's throughput) or 131056 (one contact)",
+    ["code"],
     registry=REGISTRY,
 )
 BACKEND_LATENCY = Histogram(

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from whatsapp_api_integration.pipeline import metrics
 from whatsapp_api_integration.providers import SendError, SendResult
 
 if TYPE_CHECKING:
@@ -87,7 +88,9 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self._stash: dict[str, _Stash] = {}
+        self._refilling: set[str] = set()
         self._lock = threading.Lock()
+        self._refilled = threading.Condition()
 
     @property
     def enabled(self) -> bool:
@@ -97,24 +100,67 @@ class Pacer:
         """Block until one message may be sent from `key`; the seconds waited."""
         if not self.enabled:
             return 0.0
+        while True:
+            turn = self._turn(key)
+            if turn == "stash":
+                return 0.0
+            if turn == "refill":
+                break
+            with self._refilled:  # another thread is taking a batch: wait for it
+                self._refilled.wait(0.05)
+        grant = self._take(key)
+        if grant.wait > 0:
+            self._sleep(grant.wait)
+        return grant.wait
+
+    async def acquire_async(self, key: str) -> float:
+        """`acquire` for an event loop: the database call runs in a thread, the waits are
+        `asyncio.sleep`."""
+        import asyncio
+
+        if not self.enabled:
+            return 0.0
+        while True:
+            turn = self._turn(key)
+            if turn == "stash":
+                return 0.0
+            if turn == "refill":
+                break
+            await asyncio.sleep(0.002)
+        grant = await asyncio.to_thread(self._take, key)
+        if grant.wait > 0:
+            await asyncio.sleep(grant.wait)
+        return grant.wait
+
+    def _turn(self, key: str) -> str:
+        """'stash': a token this process took earlier was spent (still fresh); 'refill': the
+        caller takes the next batch from the database; 'wait': another thread is doing so.
+        One thread at a time refills a key, so the threads of a process that find the stash
+        empty together take one batch, not one each."""
         with self._lock:
             stash = self._stash.get(key)
             if stash is not None and stash.tokens > 0 and self._clock() < stash.usable_until:
                 stash.tokens -= 1
-                return 0.0
-        grant = self.buckets.take_send_tokens(key, self.batch, rate=self.rate, burst=self.burst)
-        if grant.tokens > 1:
-            with self._lock:
-                usable_until = self._clock() + grant.wait + self.hold_seconds
-                stash = self._stash.get(key)
-                if stash is not None and self._clock() < stash.usable_until:
-                    stash.tokens += grant.tokens - 1
-                    stash.usable_until = usable_until
-                else:
+                return "stash"
+            if key in self._refilling:
+                return "wait"
+            self._refilling.add(key)
+            return "refill"
+
+    def _take(self, key: str) -> Grant:
+        """Take a batch (one token of it for the caller), keep the rest for `hold_seconds`."""
+        try:
+            grant = self.buckets.take_send_tokens(key, self.batch, rate=self.rate, burst=self.burst)
+            if grant.tokens > 1:
+                with self._lock:
+                    usable_until = self._clock() + grant.wait + self.hold_seconds
                     self._stash[key] = _Stash(grant.tokens - 1, usable_until)
-        if grant.wait > 0:
-            self._sleep(grant.wait)
-        return grant.wait
+            return grant
+        finally:
+            with self._lock:
+                self._refilling.discard(key)
+            with self._refilled:
+                self._refilled.notify_all()
 
     def pause(self, key: str, seconds: float) -> None:
         """No process sends from `key` for `seconds`."""
@@ -185,7 +231,9 @@ class PacedSender:
     ) -> SendResult:
         key = f"{self.sender.provider}:{phone_number_id}"
         if self.pacer is not None:
-            self.pacer.acquire(key)
+            waited = self.pacer.acquire(key)
+            if self.pacer.enabled:
+                metrics.PACING_WAIT.observe(waited)
         if self.halt is not None and self.halt.is_set():
             raise SendError("not sent: this process is stopping", retryable=True)
         pair = f"{key}:{recipient.wa_id or recipient.user_id}"
@@ -196,8 +244,10 @@ class PacedSender:
                 result = self.sender.send(phone_number_id, message, recipient, reply_to=reply_to)
         except SendError as error:
             if error.code == THROUGHPUT_REACHED:
+                metrics.THROTTLED.labels(code=str(error.code)).inc()
                 self._throughput_reached(key, error)
             elif error.code == PAIR_RATE_LIMIT:
+                metrics.THROTTLED.labels(code=str(error.code)).inc()
                 self._pair_limited(pair, error)
             raise
         self._throughput.clear(key)

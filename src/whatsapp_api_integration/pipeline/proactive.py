@@ -15,6 +15,7 @@ the default provider and number.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from whatsapp_api_integration.pipeline.gateway import Gateway
 
 logger = logging.getLogger("whatsapp_api_integration.pipeline")
+
+
+# A business-scoped user id, e.g. BR.13491208655302741918 (the exact shape is Meta's to change).
+_BSUID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
 
 
 class ProactiveError(ValueError):
@@ -50,7 +55,7 @@ def contact_ids_for(sender_id: str) -> list[str]:
     BR_NINTH_DIGIT added back (`556187654321`)."""
     sender_id = sender_id.strip()
     if not sender_id.startswith("+"):
-        return [sender_id] if sender_id else []
+        return [sender_id] if _BSUID.match(sender_id) else []
     digits = sender_id[1:]
     if not (digits.isascii() and digits.isdigit()):
         return []

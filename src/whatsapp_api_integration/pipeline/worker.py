@@ -210,10 +210,11 @@ class JobRunner:
             last=last,
         )
         logger.info(
-            "sent reply %d/%d wamid %s to %s (in reply to %s)",
+            "sent reply %d/%d %s to %s (in reply to %s)",
             reply.seq + 1,
             len(rendered.messages),
-            result.message_id or result.request_id,
+            # SERPRO answers with its request id; the wamid comes later, with a status.
+            f"wamid {result.message_id}" if result.message_id else f"request {result.request_id}",
             self.show_contact(job.contact_key),
             job.wamid,
         )

@@ -436,7 +436,17 @@ class _Base:
 
     @staticmethod
     def _sent(response: httpx.Response, path: str) -> SendResult:
-        request_id = request_id_of(_json_or_text(response))
+        answer = _json_or_text(response)
+        if isinstance(answer, str):
+            # Not SERPRO's API speaking (a proxy's or a login page, a wrong base URL): taking
+            # it for an accepted send would lose the message without a word.
+            raise SerproError(
+                f"SERPRO answered {response.status_code} to POST {path} with a body that is not "
+                "JSON; check SERPRO_API_BASE_URL",
+                retryable=False,
+                http_status=response.status_code,
+            )
+        request_id = request_id_of(answer)
         if request_id is None:
             # Accepted: sending again could duplicate it. Its statuses cannot be matched.
             logger.warning("SERPRO accepted %s but answered no request id", path)
@@ -633,6 +643,9 @@ class AsyncSerproClient(_Base):
         return self._fetching
 
     async def access_token(self) -> AccessToken:
+        current = self._tokens.current
+        if current is not None and current.usable(self.clock()):
+            return current  # the common case, without a thread hop
         token = await asyncio.to_thread(self._tokens.cached)
         if token is not None:
             return token

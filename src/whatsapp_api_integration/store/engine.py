@@ -6,7 +6,21 @@ handler, every write transaction of a process takes one lock per database file, 
 (two processes on one file serialise there; `busy_timeout` makes the other wait, not fail).
 Reads begin deferred and run beside writers (WAL).
 
-Works on SQLAlchemy 1.4 (with `future=True`) and 2.x: Core only, `text()` for raw SQL.
+Durability is chosen per write transaction (STORE_FLUSH). A `durable` one is flushed to disk
+before its commit returns: SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit` on.
+Any other skips the flush: SQLite `synchronous=NORMAL` in WAL mode, PostgreSQL
+`SET LOCAL synchronous_commit TO OFF`. Such a commit survives a crash of our process (the
+data is in the OS's hands, or PostgreSQL's) and becomes durable with the next flush; only a
+power cut or an OS crash (for PostgreSQL: a crash of its server) can undo it.
+
+- `webhooks` (default): stored webhook bodies are flushed before the 200, so an ack is never
+  undone; the workers' state changes are not, and after a power cut the last jobs are done
+  again (a reply may go twice), none is lost.
+- `all`: every commit is flushed (a power cut undoes nothing; the workers pay a flush per
+  state change, 2.5-15 ms on a busy virtual disk: a few hundred messages a second at most).
+- `none`: nothing is flushed; a power cut may undo the last acks too (WhatsApp then does not
+  redeliver those messages). For disks whose flush is too slow for the load.
+See docs/performance.md for the measured cost of each.
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 # Any constant: the key of PostgreSQL's advisory lock that lets one process migrate at a time.
 _MIGRATION_LOCK_KEY = 0x57A9_0001
 _BEGIN_OPTION = "whatsapp_sqlite_begin"
+_DURABLE_OPTION = "whatsapp_durable"
 
 # What serialises one process's writers: a threading.Lock, or an RLock for in-memory SQLite.
 Lock = contextlib.AbstractContextManager[Any]
@@ -44,8 +59,8 @@ def _sqlalchemy_2() -> bool:
 
 def pool_size_for(http_threads: int, worker_threads: int) -> int:
     """Connections one process needs: each HTTP thread and each worker thread holds at most
-    one, for one short transaction; plus the lease keeper and one spare."""
-    return max(1, http_threads) + max(0, worker_threads) + 2
+    one, for one short transaction; plus the lease keeper and (PostgreSQL) the job listener."""
+    return max(0, http_threads) + max(0, worker_threads) + 2
 
 
 def create_store_engine(
@@ -109,14 +124,27 @@ def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        options = connection.get_execution_options()
+        synchronous = "FULL" if options.get(_DURABLE_OPTION, True) else "NORMAL"
+        info = connection.connection.info
+        if info.get("synchronous") != synchronous:  # a PRAGMA only when it changes
+            connection.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+            info["synchronous"] = synchronous
+        connection.exec_driver_sql(f"BEGIN {options.get(_BEGIN_OPTION, 'IMMEDIATE')}")
 
 
 @contextlib.contextmanager
-def write_transaction(engine: Engine, lock: Lock | None) -> Iterator[Connection]:
-    with lock if lock is not None else contextlib.nullcontext(), engine.begin() as connection:
-        yield connection
+def write_transaction(
+    engine: Engine, lock: Lock | None, *, durable: bool = True
+) -> Iterator[Connection]:
+    """A write transaction, flushed to disk at commit when `durable` (see the module doc)."""
+    with lock if lock is not None else contextlib.nullcontext(), engine.connect() as connection:
+        if not durable:
+            connection = connection.execution_options(**{_DURABLE_OPTION: False})
+        with connection.begin():
+            if not durable and connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            yield connection
 
 
 @contextlib.contextmanager

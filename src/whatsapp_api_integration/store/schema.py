@@ -115,6 +115,8 @@ outbound_messages = Table(
     UniqueConstraint("inbound_id", "seq", name="uq_outbound_messages_inbound_seq"),
 )
 Index("ix_outbound_contact_id", outbound_messages.c.contact_id)
+# SERPRO's statuses name our reply by its request id (migration 0002_serpro).
+Index("ix_outbound_request_id", outbound_messages.c.request_id)
 
 # Status webhooks, once per (wamid, status). `orphan`: no outgoing message had that wamid
 # when the status arrived (sent by another system, or it overtook our own write).

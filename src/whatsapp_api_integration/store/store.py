@@ -9,16 +9,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    Float,
+    and_,
+    bindparam,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from whatsapp_api_integration.store import buckets, report
+from whatsapp_api_integration.store import buckets, listen, report
 from whatsapp_api_integration.store import engine as engines
 from whatsapp_api_integration.store.schema import (
     dead_letters,
@@ -33,6 +46,8 @@ from whatsapp_api_integration.store.schema import payload_refs as payload_refs_t
 
 logger = logging.getLogger(__name__)
 
+FLUSH_MODES = ("all", "webhooks", "none")
+_EXPIRED_CHECK_SECONDS = 1.0
 # A contact's message in one of these states holds back the contact's later messages.
 ACTIVE_STATES = ("received", "processing")
 # Headers worth keeping with a body. Never `Authorization`: it carries a secret.
@@ -89,6 +104,22 @@ class AcceptCounts:
     failed_replies: tuple[tuple[str, str | None], ...] = ()
 
 
+@dataclass
+class _PendingAccept:
+    """A body waiting for its batch's commit (`Store.accept`)."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    provider: str | None
+    messages: Sequence[InboundRecord]
+    statuses: Sequence[StatusRecord]
+    events: Sequence[EventRecord]
+    now: float
+    done: bool = False
+    result: AcceptCounts | None = None
+    error: BaseException | None = None
+
+
 @dataclass(frozen=True)
 class Job:
     """A claimed inbound message. `attempts` counts this one."""
@@ -129,6 +160,9 @@ class DeadLetter:
     replayed_at: float | None
 
 
+_INSERT_BODY = webhook_bodies.insert()
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -141,18 +175,34 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
 class Store:
     """The gateway's database. `Store(url)` connects; `migrate()` brings the schema to head."""
 
-    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None, flush: str = "webhooks") -> None:
+        """`flush` (STORE_FLUSH): which commits wait until the disk has them: `all`,
+        `webhooks` (stored bodies: what an ack promises) or `none`; see store/engine.py."""
+        if flush not in FLUSH_MODES:
+            raise ValueError(
+                f"STORE_FLUSH: expected one of {', '.join(FLUSH_MODES)}, got {flush!r}"
+            )
         self.url = url
         self.engine, self._lock, self._lock_reads = engines.create_store_engine(
             url, pool_size=pool_size
         )
         self.dialect = self.engine.dialect.name
+        self.flush = flush
         self._claim_queries = _claim_queries(for_update=self.dialect == "postgresql")
+        self._insert_ignoring: dict[str, Any] = {}
+        self._expired_checked_at = 0.0
+        # Group commit of webhook bodies (see `accept`).
+        self._accept_queue: list[_PendingAccept] = []
+        self._accept_queue_guard = threading.Lock()
+        self._accept_leader = threading.Lock()
 
     # ---- plumbing ---------------------------------------------------------------------------
 
-    def _write(self) -> Any:
-        return engines.write_transaction(self.engine, self._lock)
+    def _write(self, *, durable: bool = False) -> Any:
+        """A write transaction; `durable` ones (stored webhooks, operator actions) are flushed
+        to disk before commit returns unless STORE_FLUSH=none; with `all`, every one is."""
+        flushed = self.flush == "all" or (durable and self.flush == "webhooks")
+        return engines.write_transaction(self.engine, self._lock, durable=flushed)
 
     def _read(self) -> Any:
         return engines.read_transaction(self.engine, self._lock, self._lock_reads)
@@ -169,11 +219,16 @@ class Store:
         between writers. PostgreSQL's drivers may not report a row count for it, so there the
         statement returns the key it wrote (SQLite's dialect on SQLAlchemy 1.4 cannot).
         """
-        statement: Any = self._insert(table).values(**values).on_conflict_do_nothing()
+        statement = self._insert_ignoring.get(table.name)
+        if statement is None:  # built once: a statement built per call costs more than its SQL
+            statement = self._insert(table).on_conflict_do_nothing()
+            if self.dialect == "postgresql":
+                statement = statement.returning(next(iter(table.primary_key.columns)))
+            self._insert_ignoring[table.name] = statement
+        result = connection.execute(statement, dict(values))
         if self.dialect == "postgresql":
-            key = next(iter(table.primary_key.columns))
-            return connection.execute(statement.returning(key)).first() is not None
-        return bool(connection.execute(statement).rowcount)
+            return result.first() is not None
+        return bool(result.rowcount)
 
     def migrate(self) -> None:
         engines.upgrade(self.engine, self._lock)
@@ -201,66 +256,112 @@ class Store:
         events: Sequence[EventRecord],
         now: float | None = None,
     ) -> AcceptCounts:
-        """Store a webhook body and what it carries, in one transaction."""
-        now = time.time() if now is None else now
+        """Store a webhook body and what it carries; committed and flushed to disk when this
+        returns.
+
+        Group commit: bodies that arrive while another batch is being committed wait and are
+        then committed together, in one transaction with one flush, by whichever of their
+        threads comes first. An idle gateway commits each body alone, at once; a busy one
+        pays one flush (milliseconds on a virtual disk) for many bodies. Should a batch
+        fail, each of its bodies is tried again alone, so one body's error is its own.
+        """
+        pending = _PendingAccept(
+            body=body,
+            headers=headers,
+            provider=provider,
+            messages=messages,
+            statuses=statuses,
+            events=events,
+            now=time.time() if now is None else now,
+        )
+        with self._accept_queue_guard:
+            self._accept_queue.append(pending)
+        with self._accept_leader:
+            if not pending.done:  # no batch took it yet: commit all that wait, ours included
+                with self._accept_queue_guard:
+                    batch, self._accept_queue = self._accept_queue, []
+                self._commit_batch(batch)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _commit_batch(self, batch: list[_PendingAccept]) -> None:
+        try:
+            with self._write(durable=True) as connection:
+                results = [self._accept_one(connection, item) for item in batch]
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+            else:
+                for item in batch:
+                    self._commit_batch([item])
+        else:
+            for item, result in zip(batch, results, strict=True):
+                item.result = result
+        for item in batch:
+            item.done = True
+
+    def _accept_one(self, connection: Connection, item: _PendingAccept) -> AcceptCounts:
+        body, headers, provider, now = item.body, item.headers, item.provider, item.now
+        messages, statuses, events = item.messages, item.statuses, item.events
         new = duplicates = ignored = new_statuses = 0
         orphans: list[str] = []
         failed: list[tuple[str, str | None]] = []
-        with self._write() as connection:
-            body_id = self._insert_body(
-                connection,
-                body=body,
-                stored=body,
-                headers=headers,
-                provider=provider,
-                outcome="accepted",
-                http_status=200,
-                reason=None,
-                events=len(messages) + len(statuses) + len(events),
-                now=now,
-            )
-            for message in messages:
-                state = "received" if message.text is not None else "ignored"
-                values = {
-                    "provider": message.provider,
-                    "wamid": message.wamid,
-                    "body_id": body_id,
-                    "phone_number_id": message.phone_number_id,
-                    "contact_key": message.contact_key,
-                    "contact_id": message.contact_id,
-                    "message_type": message.message_type,
-                    "text": message.text,
-                    "timestamp": message.timestamp,
-                    "received_at": now,
-                    "state": state,
-                    "attempts": 0,
-                    "available_at": now,
-                    "finished_at": now if state == "ignored" else None,
-                }
-                if self._insert_new(connection, inbound_messages, values):
-                    new += 1
-                    ignored += state == "ignored"
-                else:
-                    duplicates += 1
-            for status in statuses:
-                outcome = self._record_status(connection, status, body_id=body_id, now=now)
-                if outcome is not None:
-                    new_statuses += 1
-                    if outcome == "orphan":
-                        orphans.append(status.wamid)
-                    elif status.status == "failed":
-                        failed.append((status.wamid, status.recipient_id))
-            for record in events:
-                connection.execute(
-                    webhook_events.insert().values(
-                        body_id=body_id,
-                        kind=record.kind,
-                        provider=record.provider,
-                        phone_number_id=record.phone_number_id,
-                        detail=_dumps(record.detail),
-                        received_at=now,
-                    )
+        body_id = self._insert_body(
+            connection,
+            body=body,
+            stored=body,
+            headers=headers,
+            provider=provider,
+            outcome="accepted",
+            http_status=200,
+            reason=None,
+            events=len(messages) + len(statuses) + len(events),
+            now=now,
+        )
+        for message in messages:
+            state = "received" if message.text is not None else "ignored"
+            values = {
+                "provider": message.provider,
+                "wamid": message.wamid,
+                "body_id": body_id,
+                "phone_number_id": message.phone_number_id,
+                "contact_key": message.contact_key,
+                "contact_id": message.contact_id,
+                "message_type": message.message_type,
+                "text": message.text,
+                "timestamp": message.timestamp,
+                "received_at": now,
+                "state": state,
+                "attempts": 0,
+                "available_at": now,
+                "finished_at": now if state == "ignored" else None,
+            }
+            if self._insert_new(connection, inbound_messages, values):
+                new += 1
+                ignored += state == "ignored"
+            else:
+                duplicates += 1
+        for status in statuses:
+            outcome = self._record_status(connection, status, body_id=body_id, now=now)
+            if outcome is not None:
+                new_statuses += 1
+                if outcome == "orphan":
+                    orphans.append(status.wamid)
+                elif status.status == "failed":
+                    failed.append((status.wamid, status.recipient_id))
+        for record in events:
+            connection.execute(
+                webhook_events.insert().values(
+                    body_id=body_id,
+                    kind=record.kind,
+                    provider=record.provider,
+                    phone_number_id=record.phone_number_id,
+                    detail=_dumps(record.detail),
+                    received_at=now,
                 )
+            )
         return AcceptCounts(
             body_id, new, duplicates, ignored, new_statuses, tuple(orphans), tuple(failed)
         )
@@ -275,7 +376,7 @@ class Store:
         now: float | None = None,
     ) -> int:
         """Keep a record of a refused body: its first 64 KiB, its length and its sha256."""
-        with self._write() as connection:
+        with self._write(durable=True) as connection:
             return self._insert_body(
                 connection,
                 body=body,
@@ -304,18 +405,19 @@ class Store:
         now: float,
     ) -> int:
         result = connection.execute(
-            webhook_bodies.insert().values(
-                received_at=now,
-                provider=provider,
-                outcome=outcome,
-                http_status=http_status,
-                reason=reason,
-                headers=_dumps(kept_headers(headers)),
-                body=stored,
-                body_length=len(body),
-                body_sha256=hashlib.sha256(body).hexdigest(),
-                events=events,
-            )
+            _INSERT_BODY,
+            {
+                "received_at": now,
+                "provider": provider,
+                "outcome": outcome,
+                "http_status": http_status,
+                "reason": reason,
+                "headers": _dumps(kept_headers(headers)),
+                "body": stored,
+                "body_length": len(body),
+                "body_sha256": hashlib.sha256(body).hexdigest(),
+                "events": events,
+            },
         )
         primary_key = result.inserted_primary_key
         assert primary_key is not None
@@ -335,14 +437,15 @@ class Store:
     ) -> str | None:
         """'matched', 'orphan', or None for a status already stored."""
         o = outbound_messages
-        current = connection.execute(
-            select(o.c.id, o.c.status, o.c.wamid).where(o.c.wamid == status.wamid)
-        ).first()
-        if current is None and status.request_id:
-            # SERPRO answers a send with its request id only; the wamid first shows up here.
+        columns = (o.c.id, o.c.status, o.c.wamid, o.c.request_id)
+        current = connection.execute(select(*columns).where(o.c.wamid == status.wamid)).first()
+        request_ids = [i for i in (status.request_id, status.wamid) if i]
+        if current is None and status.provider == "serpro" and request_ids:
+            # SERPRO answers a send with its request id only; the wamid first shows up in a
+            # status, beside idRequisicao (or, in one third-party reading, as the status id).
             current = connection.execute(
-                select(o.c.id, o.c.status, o.c.wamid)
-                .where(o.c.provider == status.provider, o.c.request_id == status.request_id)
+                select(*columns)
+                .where(o.c.provider == "serpro", o.c.request_id.in_(request_ids))
                 .order_by(o.c.id)
             ).first()
         values = {
@@ -361,7 +464,7 @@ class Store:
         if current is None:
             return "orphan"
         values = {}
-        if current.wamid is None:
+        if current.wamid is None and status.wamid != current.request_id:
             values["wamid"] = status.wamid
         if _STATUS_RANK.get(status.status, 0) >= _STATUS_RANK.get(current.status or "", 0):
             values["status"] = status.status
@@ -396,11 +499,18 @@ class Store:
         time, while other contacts proceed in parallel.
         """
         now = time.time() if now is None else now
-        m = inbound_messages
+        expired_first, waiting = self._claim_queries
+        queries = (waiting, expired_first)
+        if abs(now - self._expired_checked_at) >= _EXPIRED_CHECK_SECONDS:
+            # Expired leases are rare: look for them first once a second, and otherwise only
+            # when nothing waits (a query less per job). Order holds either way: a contact
+            # whose message is still `processing` has none of its later ones claimed.
+            self._expired_checked_at = now
+            queries = self._claim_queries
         with self._write() as connection:
             row = None
             for _ in range(3):
-                for query in self._claim_queries:
+                for query in queries:
                     row = connection.execute(query, {"now": now}).mappings().first()
                     if row is not None:
                         break
@@ -412,14 +522,7 @@ class Store:
             if row is None:
                 return None
             connection.execute(
-                update(m)
-                .where(m.c.id == row["id"])
-                .values(
-                    state="processing",
-                    lease_owner=owner,
-                    lease_expires_at=now + lease_seconds,
-                    attempts=m.c.attempts + 1,
-                )
+                _CLAIM, {"b_id": row["id"], "b_owner": owner, "b_expires": now + lease_seconds}
             )
         if row["state"] == "processing":
             logger.warning(
@@ -562,7 +665,7 @@ class Store:
     def replay(self, dead_letter_id: int) -> bool:
         """Put a dead letter's message back in its contact's queue (history kept)."""
         now = time.time()
-        with self._write() as connection:
+        with self._write(durable=True) as connection:
             letter = connection.execute(
                 select(dead_letters.c.inbound_id, dead_letters.c.replayed_at).where(
                     dead_letters.c.id == dead_letter_id
@@ -659,13 +762,14 @@ class Store:
         the payload references, and one `pending` row per reply not recorded yet; extend the
         lease. The job's replies, in order; None when the job is no longer ours."""
         now = time.time()
-        o = outbound_messages
         with self._write() as connection:
-            values: dict[str, Any] = {"lease_expires_at": now + lease_seconds}
-            if responses is not None:
-                values["responses"] = _dumps(list(responses))
-            fenced = update(inbound_messages).where(self._fenced(job)).values(**values)
-            if not connection.execute(fenced).rowcount:
+            fence = {"b_id": job.id, "b_owner": job.owner, "b_expires": now + lease_seconds}
+            if responses is None:
+                extended = connection.execute(_EXTEND_LEASE, fence)
+            else:
+                fence["b_responses"] = _dumps(list(responses))
+                extended = connection.execute(_EXTEND_LEASE_KEEP_RESPONSES, fence)
+            if not extended.rowcount:
                 return None
             for ref, payload in payload_refs.items():
                 self._insert_new(
@@ -674,10 +778,7 @@ class Store:
                     {"ref": ref, "payload": payload, "created_at": now},
                 )
             recorded = {
-                row.seq: row
-                for row in connection.execute(
-                    select(o.c.id, o.c.seq, o.c.state, o.c.wamid).where(o.c.inbound_id == job.id)
-                ).all()
+                row.seq: row for row in connection.execute(_RECORDED_REPLIES, {"b_id": job.id})
             }
             replies: list[OutboundRecord] = []
             for seq, body in enumerate(bodies):
@@ -686,18 +787,19 @@ class Store:
                     replies.append(OutboundRecord(row.id, seq, row.state, row.wamid))
                     continue
                 inserted = connection.execute(
-                    o.insert().values(
-                        inbound_id=job.id,
-                        seq=seq,
-                        provider=job.provider,
-                        phone_number_id=phone_number_id,
-                        contact_key=job.contact_key,
-                        contact_id=job.contact_id,
-                        request_body=_dumps(body),
-                        state="pending",
-                        attempts=0,
-                        created_at=now,
-                    )
+                    _INSERT_REPLY,
+                    {
+                        "inbound_id": job.id,
+                        "seq": seq,
+                        "provider": job.provider,
+                        "phone_number_id": phone_number_id,
+                        "contact_key": job.contact_key,
+                        "contact_id": job.contact_id,
+                        "request_body": _dumps(body),
+                        "state": "pending",
+                        "attempts": 0,
+                        "created_at": now,
+                    },
                 )
                 primary_key = inserted.inserted_primary_key
                 assert primary_key is not None
@@ -721,31 +823,22 @@ class Store:
         now = time.time()
         with self._write() as connection:
             connection.execute(
-                update(outbound_messages)
-                .where(outbound_messages.c.id == outbound_id)
-                .values(
-                    state="accepted",
-                    wamid=wamid,
-                    request_id=request_id,
-                    status=status,
-                    attempts=outbound_messages.c.attempts + 1,
-                    accepted_at=now,
-                    error=None,
-                )
-            )
-            job_values: dict[str, Any] = (
+                _REPLY_ACCEPTED,
                 {
-                    "state": "answered",
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "finished_at": now,
-                }
-                if last
-                else {"lease_expires_at": now + lease_seconds}
+                    "b_id": outbound_id,
+                    "b_wamid": wamid,
+                    "b_request_id": request_id,
+                    "b_status": status,
+                    "b_now": now,
+                },
             )
-            result = connection.execute(
-                update(inbound_messages).where(self._fenced(job)).values(**job_values)
-            )
+            fence: dict[str, Any] = {"b_id": job.id, "b_owner": job.owner}
+            if last:
+                result = connection.execute(_ANSWERED, {**fence, "b_now": now})
+            else:
+                result = connection.execute(
+                    _EXTEND_LEASE, {**fence, "b_expires": now + lease_seconds}
+                )
             return bool(result.rowcount)
 
     def outbound_failed(self, outbound_id: int, error: str) -> None:
@@ -760,7 +853,7 @@ class Store:
 
     def save_payload_refs(self, refs: Mapping[str, str]) -> None:
         now = time.time()
-        with self._write() as connection:
+        with self._write(durable=True) as connection:
             for ref, payload in refs.items():
                 self._insert_new(
                     connection,
@@ -817,6 +910,19 @@ class Store:
         """The queue, the work in flight and the send rate (`whatsapp-gateway status`)."""
         with self._read() as connection:
             return report.gather(connection, time.time(), rate=rate, burst=burst)
+
+    # ---- waking other processes (PostgreSQL) ----------------------------------------------
+
+    def announce_work(self) -> None:
+        """Tell listening worker processes that new work was stored (PostgreSQL; elsewhere
+        nothing: SQLite's processes share one machine and poll)."""
+        if self.dialect == "postgresql":
+            with self._write() as connection:
+                listen.notify(connection)
+
+    def job_listener(self, on_work: Callable[[], None]) -> listen.JobListener | None:
+        """A listener calling `on_work` when another process announces work (PostgreSQL)."""
+        return listen.JobListener(self.engine, on_work) if self.dialect == "postgresql" else None
 
     # ---- views ----------------------------------------------------------------------------
 
@@ -951,17 +1057,22 @@ class Store:
                 )
             )
 
-    def recent_contacts(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Contacts by their latest inbound message, newest first (the operator views)."""
+    def recent_contacts(self, limit: int = 50, *, window: int = 5000) -> list[dict[str, Any]]:
+        """Contacts by their latest inbound message, newest first (the operator views).
+
+        Only the latest `window` messages are looked at, so a page that polls this costs the
+        same on a store of millions; `messages` counts the contact's messages among them.
+        """
         m = inbound_messages
+        recent = select(m.c.id, m.c.contact_key).order_by(m.c.id.desc()).limit(window).subquery()
         latest = (
             select(
-                m.c.contact_key,
-                func.max(m.c.id).label("last_id"),
+                recent.c.contact_key,
+                func.max(recent.c.id).label("last_id"),
                 func.count().label("messages"),
             )
-            .group_by(m.c.contact_key)
-            .order_by(func.max(m.c.id).desc())
+            .group_by(recent.c.contact_key)
+            .order_by(func.max(recent.c.id).desc())
             .limit(limit)
             .subquery()
         )
@@ -1003,21 +1114,58 @@ class Store:
         return found
 
 
+def _started(table: Any) -> Any:
+    """A message some worker began: tried before, or its backend answer is kept."""
+    return or_(table.c.attempts > 0, table.c.responses.isnot(None))
+
+
+def _written(table: Any) -> Any:
+    """When the contact wrote the message: WhatsApp's timestamp, else when it arrived."""
+    return func.coalesce(table.c.timestamp, table.c.received_at)
+
+
+def _goes_before(other: Any, started: Any, written: Any, message_id: Any) -> Any:
+    """Whether the waiting message `other` of the same contact goes before the message whose
+    `started`, `written` and `id` are given (columns or values).
+
+    A message already begun finishes before any other starts (its replies may be half sent),
+    begun ones by arrival; the others go in the order the contact wrote them (WhatsApp's
+    timestamp, equal ones by arrival), so two messages whose webhooks came out of order are
+    still answered in order when both are waiting. This is a total order: the first message
+    of a contact is never held back by another.
+    """
+    other_started = _started(other)
+    other_written = _written(other)
+    return or_(
+        and_(other_started, or_(~started, other.c.id < message_id)),
+        and_(
+            ~other_started,
+            ~started,
+            or_(
+                other_written < written,
+                and_(other_written == written, other.c.id < message_id),
+            ),
+        ),
+    )
+
+
 def _claim_queries(*, for_update: bool) -> tuple[Any, ...]:
     """The queries `Store.claim` tries in turn, built once (`:now` bound at each call).
 
     Each walks an index in id order and stops at its first hit: leases that expired (rare),
-    then messages that wait and are due, whose contact has no earlier message waiting and no
-    message in flight. "In flight" counts later messages too: on PostgreSQL a message may
-    commit after a later one of its contact (ids are drawn before commit), and the later one
-    may already be in flight when the earlier one appears.
+    then messages that wait and are due, whose contact has no message that goes before them
+    waiting (`_goes_before`) and no message in flight. "In flight" counts later messages too:
+    on PostgreSQL a message may commit after a later one of its contact (ids are drawn before
+    commit), and the later one may already be in flight when the earlier one appears.
     """
     m = inbound_messages
     other = inbound_messages.alias("other")
     same_contact = and_(other.c.contact_key == m.c.contact_key, other.c.id != m.c.id)
     in_flight_elsewhere = select(other.c.id).where(same_contact, other.c.state == "processing")
     waiting_before = select(other.c.id).where(
-        same_contact, other.c.id < m.c.id, other.c.state == "received"
+        same_contact,
+        other.c.state == "received",
+        _goes_before(other, _started(m), _written(m), m.c.id),
     )
     now = bindparam("now", type_=Float)
     queries = []
@@ -1056,7 +1204,15 @@ def _contact_still_free(connection: Connection, row: RowMapping) -> bool:
     other = inbound_messages
     blocking = other.c.state == "processing"
     if row["state"] == "received":
-        blocking = or_(blocking, and_(other.c.state == "received", other.c.id < row["id"]))
+        started = true() if row["attempts"] > 0 or row["responses"] is not None else false()
+        written = row["timestamp"] if row["timestamp"] is not None else row["received_at"]
+        blocking = or_(
+            blocking,
+            and_(
+                other.c.state == "received",
+                _goes_before(other, started, literal(float(written)), literal(row["id"])),
+            ),
+        )
     blocker = connection.execute(
         select(other.c.id)
         .where(other.c.contact_key == row["contact_key"], other.c.id != row["id"], blocking)
@@ -1097,3 +1253,57 @@ def _outbound_item(row: RowMapping) -> dict[str, Any]:
         "status": row["status"],
         "error": row["error"],
     }
+
+
+# ---- the workers' hot statements, built once --------------------------------------------
+# (building a statement per call cost more CPU than running it; `b_` names keep the bound
+# parameters apart from the column names)
+
+
+def _fenced_update() -> Any:
+    """UPDATE of a job still leased by its owner (`Store._fenced`, with bound parameters)."""
+    m = inbound_messages
+    return update(m).where(
+        m.c.id == bindparam("b_id"),
+        m.c.state == "processing",
+        m.c.lease_owner == bindparam("b_owner"),
+    )
+
+
+_CLAIM = (
+    update(inbound_messages)
+    .where(inbound_messages.c.id == bindparam("b_id"))
+    .values(
+        state="processing",
+        lease_owner=bindparam("b_owner"),
+        lease_expires_at=bindparam("b_expires"),
+        attempts=inbound_messages.c.attempts + 1,
+    )
+)
+_EXTEND_LEASE = _fenced_update().values(lease_expires_at=bindparam("b_expires"))
+_EXTEND_LEASE_KEEP_RESPONSES = _fenced_update().values(
+    lease_expires_at=bindparam("b_expires"), responses=bindparam("b_responses")
+)
+_ANSWERED = _fenced_update().values(
+    state="answered", lease_owner=None, lease_expires_at=None, finished_at=bindparam("b_now")
+)
+_RECORDED_REPLIES = select(
+    outbound_messages.c.id,
+    outbound_messages.c.seq,
+    outbound_messages.c.state,
+    outbound_messages.c.wamid,
+).where(outbound_messages.c.inbound_id == bindparam("b_id"))
+_INSERT_REPLY = outbound_messages.insert()
+_REPLY_ACCEPTED = (
+    update(outbound_messages)
+    .where(outbound_messages.c.id == bindparam("b_id"))
+    .values(
+        state="accepted",
+        wamid=bindparam("b_wamid"),
+        request_id=bindparam("b_request_id"),
+        status=bindparam("b_status"),
+        attempts=outbound_messages.c.attempts + 1,
+        accepted_at=bindparam("b_now"),
+        error=None,
+    )
+)

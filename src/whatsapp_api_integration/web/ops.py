@@ -34,6 +34,9 @@ HTTP_DURATION = Histogram(
     registry=HTTP_REGISTRY,
 )
 
+# A request that names a client it was forwarded for is not taken as loopback.
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
 blueprint = Blueprint("whatsapp_ops", __name__)
 sandbox_blueprint = Blueprint("whatsapp_sandbox", __name__, url_prefix="/sandbox")
 
@@ -89,8 +92,8 @@ def _only_for_operators() -> None:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if hmac.compare_digest(given.encode(), admin_token.encode()):
             return
-    if not _is_loopback(request.remote_addr):
-        abort(403)
+    if not _is_loopback(request.remote_addr) or any(h in request.headers for h in PROXY_HEADERS):
+        abort(403)  # (a proxy on this machine connects from loopback for anyone)
 
 
 @sandbox_blueprint.get("/conversations/<contact>")
@@ -121,7 +124,11 @@ def install_request_accounting(app: Flask) -> None:
         HTTP_DURATION.labels(route).observe(elapsed)
         if not request.environ.get("SERVER_SOFTWARE", "").startswith("Werkzeug"):
             # (Flask's development server writes its own line, redacted by logging_setup.)
-            access_log.info(
+            # Pages that poll (the playground, the operator view) mark their reads quiet,
+            # or their lines would bury everything else at INFO.
+            level = logging.DEBUG if g.get("quiet_access_log") else logging.INFO
+            access_log.log(
+                level,
                 "%s %s %d %.1fms",
                 request.method,
                 request.path,

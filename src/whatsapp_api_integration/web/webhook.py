@@ -1,184 +1,23 @@
-"""The webhook (DESIGN §4): verify, store, answer; the bot and the sends happen later.
-
-`receive` is framework-free (bytes and headers in, status and JSON out) so any host can reuse
-it; the Flask blueprint below only maps a request onto it.
-
-Which check applies is decided by the envelope, and neither provider's check can be used to
-skip the other's:
-- a Cloud API body needs a valid `X-Hub-Signature-256` whenever `WPP_APP_SECRET` is set;
-- a SERPRO body is taken only when SERPRO is configured, and then only with
-  `Authorization: Bearer <SERPRO_WEBHOOK_TOKEN>` when that is set. A SERPRO body sent to a
-  gateway without SERPRO credentials gets 400, not 401: no credential could make this
-  deployment take it, so it is a body of the wrong kind, and the answer says so.
-When the request cannot be authentic whatever its envelope turns out to be, it gets 401 before
-its JSON is parsed, so unauthenticated callers cannot make us parse megabytes.
-"""
+"""The webhook's Flask routes (DESIGN §4): a request mapped onto `intake.receive`."""
 
 from __future__ import annotations
 
-import hmac
 import logging
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from whatsapp_api_integration.core.inbound import (
-    WebhookFormatError,
-    detect_provider,
-    load_json,
-    parse_document,
-)
-from whatsapp_api_integration.core.signature import (
-    handshake_challenge,
-    verify_bearer,
-    verify_signature,
+from whatsapp_api_integration.core.signature import handshake_challenge
+from whatsapp_api_integration.web.intake import (
+    Answer,
+    kept_headers,
+    receive,
+    record_rejection,
 )
 
-if TYPE_CHECKING:
-    from whatsapp_api_integration.pipeline.gateway import Gateway
-    from whatsapp_api_integration.settings import Settings
+__all__ = ["Answer", "blueprint", "kept_headers", "read_body", "receive", "too_large"]
 
 log = logging.getLogger(__name__)
-
-SIGNATURE_HEADER = "X-Hub-Signature-256"
-# Headers worth keeping with a stored body. Never Authorization: it carries SERPRO's secret.
-KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", SIGNATURE_HEADER)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-
-
-def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    lowered = _lower_keys(headers)
-    return {name: lowered[name.lower()] for name in KEPT_HEADERS if name.lower() in lowered}
-
-
-def _is_store_unavailable(error: BaseException) -> bool:
-    """The database cannot be reached now: WhatsApp should retry later (503)."""
-    try:
-        from sqlalchemy import exc
-    except ImportError:  # pragma: no cover - the server extra always has SQLAlchemy
-        return False
-    return isinstance(
-        error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)
-    )
-
-
-def receive(
-    body: bytes, headers: Mapping[str, str], settings: Settings, gateway: Gateway
-) -> Answer:
-    """Authenticate, parse and store one webhook body; never raises for any body.
-
-    `headers` may be any mapping; names are matched without regard to case.
-    """
-    try:
-        answer = _authenticate_and_store(body, _lower_keys(headers), settings, gateway)
-    except Exception as error:
-        if _is_store_unavailable(error):
-            log.error("webhook body not stored, the store is unavailable: %s", error)
-            return Answer(503, {"error": "store unavailable, retry later"})
-        # A bug met on this body. The body is kept for replay, and the answer is a 4xx:
-        # WhatsApp retries it (it retries any non-200) but no 5xx ever comes from a payload.
-        log.exception("webhook body could not be handled (kept as rejected)")
-        answer = Answer(400, {"error": f"$: could not be handled ({type(error).__name__}); logged"})
-    if answer.status != 200:
-        _record_rejection(body, headers, answer, gateway)
-    return answer
-
-
-def _authenticate_and_store(
-    body: bytes, headers: Mapping[str, str], settings: Settings, gateway: Gateway
-) -> Answer:
-    app_secret = settings.wpp_app_secret
-    signature = headers.get(SIGNATURE_HEADER.lower())
-    signed_by_meta = bool(app_secret) and verify_signature(body, signature, app_secret or "")
-    bearer = headers.get("authorization")
-    serpro_token = settings.serpro_webhook_token
-    serpro_authentic = settings.serpro_configured and (
-        not serpro_token or _serpro_token_matches(bearer, serpro_token)
-    )
-    if app_secret and not signed_by_meta and not serpro_authentic:
-        return _unauthorized(signature, bearer)
-
-    try:
-        document = load_json(body)
-        provider = detect_provider(document)
-        if provider == "serpro":
-            if not settings.serpro_configured:
-                return Answer(
-                    400,
-                    {
-                        "error": "$: a SERPRO body, but this gateway has no SERPRO credentials "
-                        "(SERPRO_CLIENT_ID, SERPRO_CLIENT_SECRET)"
-                    },
-                )
-            if not serpro_authentic:
-                # Which header SERPRO sends its jwtToken in is not documented: say which
-                # headers came (names only), so an operator can see it in the log.
-                log.warning(
-                    "SERPRO body refused: %s Authorization header; headers sent: %s",
-                    "wrong" if bearer else "no",
-                    ", ".join(sorted(headers)),
-                )
-                return Answer(401, {"error": "missing or wrong bearer token"})
-        elif app_secret and not signed_by_meta:
-            return _unauthorized(signature, bearer)
-        events = parse_document(document, provider)
-    except WebhookFormatError as error:
-        log.warning("malformed webhook body (%d bytes): %s", len(body), error)
-        return Answer(400, {"error": str(error)})
-
-    result = gateway.accept(body, kept_headers(headers), events, provider=provider)
-    log.info(
-        "webhook stored: %d new, %d duplicate, %d statuses, %d ignored",
-        result.new_messages,
-        result.duplicates,
-        result.statuses,
-        result.ignored,
-    )
-    return Answer(200, {"status": "stored", **asdict(result)})
-
-
-def _serpro_token_matches(header: str | None, token: str) -> bool:
-    """`Authorization: Bearer <token>` (DESIGN §9.1), or the bare token: SERPRO's docs do not
-    show how it sends back the jwtToken it was registered with."""
-    if verify_bearer(header, token):
-        return True
-    return bool(header) and hmac.compare_digest(
-        (header or "").strip().encode("utf-8"), token.encode("utf-8")
-    )
-
-
-def _unauthorized(signature: str | None, bearer: str | None) -> Answer:
-    if signature is None and bearer is None:
-        reason = f"missing {SIGNATURE_HEADER}"
-    elif signature is not None:
-        reason = f"{SIGNATURE_HEADER} does not match the body"
-    else:
-        reason = "missing signature or wrong bearer token"
-    log.warning("webhook refused: %s", reason)
-    return Answer(401, {"error": reason})
-
-
-def _record_rejection(
-    body: bytes, headers: Mapping[str, str], answer: Answer, gateway: Gateway
-) -> None:
-    try:
-        gateway.reject(body, kept_headers(headers), str(answer.body.get("error")), answer.status)
-    except Exception as error:  # the answer stands even when the record cannot be written
-        log.error("could not record a rejected webhook body: %s", error)
-
-
-# ---- Flask -----------------------------------------------------------------------------
 
 blueprint = Blueprint("whatsapp_webhook", __name__, url_prefix="/webhooks/whatsapp")
 
@@ -243,5 +82,5 @@ def too_large(length: int | None, limit: int) -> tuple[Response, int]:
     size = f"{length} bytes" if length is not None else "a streamed body"
     log.warning("webhook body refused: %s is over MAX_BODY_BYTES=%d", size, limit)
     answer = Answer(413, {"error": f"$: body over the limit of {limit} bytes"})
-    _record_rejection(b"", dict(request.headers.items()), answer, _state().gateway)
+    record_rejection(b"", dict(request.headers.items()), answer, _state().gateway)
     return jsonify(answer.body), answer.status

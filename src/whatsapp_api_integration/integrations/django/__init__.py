@@ -5,7 +5,7 @@
         path("webhooks/whatsapp/", include("whatsapp_api_integration.integrations.django.urls")),
     ]
 
-The views reuse the framework-free `web.webhook.receive` and the `Gateway`, so the guarantees
+The views reuse the framework-free `web.intake.receive` and the `Gateway`, so the guarantees
 are the gateway's: a message is stored before WhatsApp gets its 200, answered once, each
 contact's messages in order. Settings come from Django's settings first (the names of
 DESIGN.md §3), then the environment; `python manage.py whatsapp_worker` works the jobs.

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from django.apps import AppConfig
+from django.core.management.base import CommandError
 from django.core.signals import setting_changed
 from django.db.models.signals import post_migrate
 
@@ -25,6 +26,17 @@ class WhatsAppGatewayConfig(AppConfig):
         checks.register()
         setting_changed.connect(runtime.on_setting_changed, dispatch_uid="whatsapp_gateway")
         post_migrate.connect(migrate_store, sender=self, dispatch_uid="whatsapp_gateway")
+        hide_tokens_in_access_log()
+
+
+def hide_tokens_in_access_log() -> None:
+    """`runserver` logs each request line with its query string, and Meta's handshake sends
+    `hub.verify_token` there (DESIGN.md §3): mask it, once."""
+    from whatsapp_api_integration.logging_setup import RedactingFilter, Redactor
+
+    access_log = logging.getLogger("django.server")
+    if not any(isinstance(f, RedactingFilter) for f in access_log.filters):
+        access_log.addFilter(RedactingFilter(Redactor()))
 
 
 def migrate_store(
@@ -38,16 +50,23 @@ def migrate_store(
         database_alias_for_store,
         load_gateway_settings,
     )
+    from whatsapp_api_integration.settings import mask_database_url
     from whatsapp_api_integration.store import Store
 
     settings = load_gateway_settings()
     if using != (database_alias_for_store(settings) or DATABASE_ALIAS):
         return
-    store = Store(settings.database_url)
     try:
-        store.migrate()
-        _current, description = store.ready()
-    finally:
-        store.close()
+        store = Store(settings.database_url)
+        try:
+            store.migrate()
+            _current, description = store.ready()
+        finally:
+            store.close()
+    except Exception as error:
+        raise CommandError(
+            f"the WhatsApp gateway's store at {mask_database_url(settings.database_url)} "
+            f"could not be migrated: {error}"
+        ) from error
     if verbosity >= 1:
         (stdout or sys.stdout).write(f"  WhatsApp gateway store: {description}\n")

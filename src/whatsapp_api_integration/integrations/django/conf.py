@@ -1,8 +1,9 @@
 """The gateway's settings in a Django project: Django's settings first, then the environment.
 
 Every name of DESIGN.md §3 may be set in the project's settings module (`WPP_VERIFY_TOKEN =
-"..."`, `WORKERS = 2`, `BR_NINTH_DIGIT = True`); a name it does not set is read from the
-environment, then `.env`, then `variables.env`, exactly as the gateway reads it.
+"..."`, `WORKERS = 2`, `BR_NINTH_DIGIT = True`), or in a `WHATSAPP_GATEWAY` dict when the
+project already uses the name (`WHATSAPP_GATEWAY = {"DATABASE_URL": ...}`); a name it does not
+set is read from the environment, then `.env`, then `variables.env`, as the gateway reads it.
 
 The store: `DATABASE_URL` when a source names it, else the project's own database
 (`DATABASES["default"]`, PostgreSQL or SQLite) turned into a SQLAlchemy URL, so the webhook
@@ -27,6 +28,8 @@ from whatsapp_api_integration.settings import (
 )
 
 DJANGO_SOURCE = "Django settings"
+NAMESPACE = "WHATSAPP_GATEWAY"
+_NOT_AT_TOP_LEVEL = frozenset({"LOG_FORMAT", "LOG_LEVEL"})
 DATABASE_ALIAS = "default"
 
 # Django's database engines we can reach with SQLAlchemy, by the store's dialect.
@@ -41,13 +44,36 @@ _SQLITE_ENGINES = ("django.db.backends.sqlite3", "django.contrib.gis.db.backends
 def django_values(django_settings: Any) -> dict[str, str]:
     """The gateway settings a Django settings object names, as the strings the loader reads.
 
-    None means unset; booleans become true/false and numbers their text. Anything else is
-    an error naming the setting.
+    A name is looked up in the `WHATSAPP_GATEWAY` dict first (for a name the project already
+    uses for something else, such as its own DATABASE_URL or LOG_FORMAT), then at the top
+    level. LOG_FORMAT and LOG_LEVEL are never read at the top level: Django's LOGGING rules
+    logging here, and a project's own LOG_FORMAT is likely a format string. None means unset;
+    booleans become true/false and numbers their text. Anything else is an error naming the
+    setting.
     """
-    values: dict[str, str] = {}
+    namespaced = getattr(django_settings, NAMESPACE, None)
     problems: list[str] = []
+    if namespaced is None:
+        namespaced = {}
+    elif not isinstance(namespaced, Mapping):
+        problems.append(
+            f"{NAMESPACE} (Django settings): expected a dict of gateway settings, "
+            f"got {type(namespaced).__name__}"
+        )
+        namespaced = {}
+    problems += [
+        f"{NAMESPACE}[{key!r}] (Django settings): not a setting of the gateway"
+        for key in namespaced
+        if key not in SETTING_NAMES
+    ]
+    values: dict[str, str] = {}
     for name in SETTING_NAMES:
-        value = getattr(django_settings, name, None)
+        if name in namespaced:
+            value, where = namespaced[name], f"{NAMESPACE}[{name!r}]"
+        elif name in _NOT_AT_TOP_LEVEL:
+            continue
+        else:
+            value, where = getattr(django_settings, name, None), name
         if value is None:
             continue
         if isinstance(value, bool):
@@ -58,7 +84,7 @@ def django_values(django_settings: Any) -> dict[str, str]:
             values[name] = os.fspath(value)
         else:
             problems.append(
-                f"{name} (Django settings): expected a string, number or boolean, "
+                f"{where} (Django settings): expected a string, number or boolean, "
                 f"got {type(value).__name__}"
             )
     if problems:
@@ -141,7 +167,7 @@ def load_gateway_settings(
     merged = {**env, **from_django}
     settings = load_settings(merged, env_files=files)
     sources = dict(settings.sources)
-    if sources.get("DATABASE_URL") == "default":
+    if sources.get("DATABASE_URL", "default").split(" ")[-1] in ("default", "(empty)"):
         merged["DATABASE_URL"] = project_database_url()
         settings = load_settings(merged, env_files=files)
         sources = dict(settings.sources)

@@ -56,6 +56,10 @@ class _WhatsAppAPIView(APIView):
     content_negotiation_class: Any = IgnoreClientContentNegotiation
     versioning_class: Any = None
 
+    def perform_authentication(self, request: Request) -> None:
+        """Never evaluate `request.user`: nothing here needs it, and DRF's anonymous user
+        needs `django.contrib.auth`, which a project may not install."""
+
 
 class HealthAPIView(_WhatsAppAPIView):
     """`GET /webhooks/whatsapp/`: 200 while the process runs."""

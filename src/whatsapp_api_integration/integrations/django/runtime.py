@@ -13,12 +13,13 @@ request builds one with the new settings.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from whatsapp_api_integration.integrations.django.conf import load_gateway_settings
+from whatsapp_api_integration.integrations.django.conf import NAMESPACE, load_gateway_settings
 from whatsapp_api_integration.settings import SETTING_NAMES, Settings, build_gateway
 
 if TYPE_CHECKING:
@@ -82,6 +83,9 @@ def current() -> tuple[Settings, Gateway]:
                 log.warning(warning)
             if settings.workers > 0:
                 gateway.start()
+                # Let the jobs in hand finish when the process exits (a job cut short is
+                # taken back by another worker once its lease expires).
+                atexit.register(close_gateway)
                 log.info("started %d worker thread(s) in this Django process", settings.workers)
             _current = (settings, gateway)
         return _current
@@ -99,5 +103,5 @@ def close_gateway() -> None:
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     """Django's `setting_changed` receiver (override_settings, pytest-django's `settings`)."""
-    if setting in SETTING_NAMES or setting == "DATABASES":
+    if setting in SETTING_NAMES or setting in ("DATABASES", NAMESPACE):
         close_gateway()

@@ -1,7 +1,7 @@
 """The webhook as plain Django views; `drf.py` wraps the same functions in a DRF view.
 
 The signature is an HMAC of the raw request bytes, so the body is read here as bytes and
-handed to `web.webhook.receive` untouched: no form or JSON parsing, no re-serialising.
+handed to `web.intake.receive` untouched: no form or JSON parsing, no re-serialising.
 It is read with `request.read`, not `request.body`, so MAX_BODY_BYTES (default 4 MiB) decides
 what is too large rather than Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB): Meta batches up
 to 3 MB in one POST, and a 400 there would be retried by WhatsApp for days.
@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from whatsapp_api_integration.core.signature import handshake_challenge
 from whatsapp_api_integration.integrations.django import runtime
-from whatsapp_api_integration.web.webhook import Answer, kept_headers, receive
+from whatsapp_api_integration.web.intake import Answer, kept_headers, receive
 
 if TYPE_CHECKING:
     from whatsapp_api_integration.pipeline.gateway import Gateway

@@ -33,6 +33,7 @@ def register(app: Flask, settings: Settings) -> bool:
     if not settings.playground:
         return False
     app.register_blueprint(blueprint)
+    log.info("playground on %s, operator view on %s", PLAYGROUND_PATH, OPS_PATH)
     if not settings.sandbox and not settings.admin_token:
         log.warning(
             "PLAYGROUND is on outside sandbox mode but ADMIN_TOKEN is not set: the playground "
@@ -41,4 +42,27 @@ def register(app: Flask, settings: Settings) -> bool:
     return True
 
 
-__all__ = ["OPS_PATH", "PLAYGROUND_PATH", "blueprint", "register"]
+def startup_banner(host: str, port: int, settings: Settings) -> str:
+    """What `serve` prints at start-up so a new user sees where to click."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    base = f"http://{shown}:{port}"
+    lines = [
+        f"  Playground:    {base}{PLAYGROUND_PATH}   <- talk to your bot here",
+        f"  Operator view: {base}{OPS_PATH}",
+    ]
+    if settings.sandbox:
+        lines.append("  Sandbox mode: the bot's replies are recorded and shown, not sent.")
+    if not settings.admin_token and not settings.sandbox:
+        lines.append("  Set ADMIN_TOKEN to open them: outside sandbox they need it.")
+    elif settings.admin_token:
+        lines.append("  Off this machine, sign in with the ADMIN_TOKEN setting's value.")
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        lines.append("  Without ADMIN_TOKEN they answer only on this machine (loopback).")
+    width = max(len(line) for line in lines) + 2
+    rule = "=" * width
+    return "\n".join(["", rule, *lines, rule, ""])
+
+
+__all__ = ["OPS_PATH", "PLAYGROUND_PATH", "blueprint", "register", "startup_banner"]

@@ -15,20 +15,25 @@ stolen cookie does not reveal the token and changing ADMIN_TOKEN ends every sess
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import ipaddress
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Request
+
+from whatsapp_api_integration.web.ops import PROXY_HEADERS
 
 if TYPE_CHECKING:
     from whatsapp_api_integration.settings import Settings
 
 COOKIE_NAME = "whatsapp_console"
 SESSION_LABEL = b"whatsapp-api-integration console session v1"
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 
 def session_value(admin_token: str) -> str:
@@ -41,7 +46,7 @@ def token_matches(given: str | None, admin_token: str | None) -> bool:
     return hmac.compare_digest(given.encode(), admin_token.encode())
 
 
-def _bearer(request: Request) -> str | None:
+def bearer(request: Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer":
@@ -65,7 +70,7 @@ def has_token(request: Request, settings: Settings) -> bool:
     admin_token = settings.admin_token
     if not admin_token:
         return False
-    if token_matches(_bearer(request), admin_token):
+    if token_matches(bearer(request), admin_token):
         return True
     cookie = request.cookies.get(COOKIE_NAME)
     if not cookie:
@@ -120,3 +125,36 @@ def safe_next(target: str | None, default: str) -> str:
     if "\\" in target:
         return default
     return target
+
+
+class FailureThrottle:
+    """Stops guessing: after `limit` wrong tokens (login form or header) within `window`
+    seconds, no token is checked until the oldest failure leaves the window. Sessions already
+    open (their cookie) keep working: only new guesses wait."""
+
+    def __init__(
+        self,
+        limit: int = 20,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._failures: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def _forget_old(self, now: float) -> None:
+        while self._failures and now - self._failures[0] >= self.window:
+            self._failures.popleft()
+
+    def locked(self) -> bool:
+        with self._lock:
+            self._forget_old(self.clock())
+            return len(self._failures) >= self.limit
+
+    def failed(self) -> None:
+        with self._lock:
+            now = self.clock()
+            self._forget_old(now)
+            self._failures.append(now)

@@ -22,6 +22,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -32,7 +33,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from whatsapp_api_integration.core.signature import sign
-from whatsapp_api_integration.web import webhook
+from whatsapp_api_integration.web import intake
 from whatsapp_api_integration.web.playground import access, views
 
 if TYPE_CHECKING:
@@ -58,11 +59,12 @@ STATUS_CHAINS = {
     "read": ("sent", "delivered", "read"),
     "failed": ("failed",),
 }
+# What Meta reports for a message it could not deliver (its error codes reference).
 DEFAULT_FAILURE = {
     "code": 131026,
-    "title": "Message undeliverable",
-    "message": "Message undeliverable",
-    "error_data": {"details": "Message Undeliverable."},
+    "title": "Message Undeliverable",
+    "message": "Message Undeliverable",
+    "error_data": {"details": "Unable to deliver message (simulated by the playground)."},
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -99,6 +101,18 @@ def _details() -> views.InboundDetails:
     return details
 
 
+TOO_MANY_GUESSES = "too many wrong admin tokens in the last minute; wait a minute and try again"
+
+
+def _throttle() -> access.FailureThrottle:
+    key = "whatsapp_playground_throttle"
+    throttle = current_app.extensions.get(key)
+    if throttle is None:
+        throttle = current_app.extensions[key] = access.FailureThrottle()
+    assert isinstance(throttle, access.FailureThrottle)
+    return throttle
+
+
 def _is_api(path: str) -> bool:
     return path.startswith(("/playground/api/", "/ops/api/"))
 
@@ -108,9 +122,19 @@ def _is_api(path: str) -> bool:
 
 @blueprint.before_request
 def _guard() -> ResponseReturnValue | None:
+    if request.method == "GET" and (
+        _is_api(request.path) or request.endpoint == "whatsapp_playground.static"
+    ):
+        g.quiet_access_log = True  # polled every second or so: DEBUG, not INFO
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     settings = _settings()
+    given = access.bearer(request)
+    if given is not None and settings.admin_token:
+        if _throttle().locked():
+            return jsonify(error=TOO_MANY_GUESSES), 429
+        if not access.token_matches(given, settings.admin_token):
+            _throttle().failed()
     if not access.allowed(request, settings):
         reason = access.refusal_reason(request, settings)
         if _is_api(request.path):
@@ -152,7 +176,10 @@ def login() -> ResponseReturnValue:
         return render_template("playground/refused.html", reason=reason), 403
     if request.method == "GET":
         return render_template("playground/login.html", next=target, wrong=False)
+    if _throttle().locked():
+        return render_template("playground/login.html", next=target, wrong=False, busy=True), 429
     if not access.token_matches(request.form.get("token"), settings.admin_token):
+        _throttle().failed()
         return render_template("playground/login.html", next=target, wrong=True), 401
     response = redirect(target)
     response.set_cookie(
@@ -194,6 +221,8 @@ def _backend_name(settings: Settings) -> str:
 
 
 def _phone_number_id(settings: Settings) -> str:
+    if playground_provider(settings) == "serpro":
+        return settings.serpro_phone_number_id or SANDBOX_PHONE_NUMBER_ID
     return settings.wpp_phone_number_identifier or SANDBOX_PHONE_NUMBER_ID
 
 
@@ -202,8 +231,9 @@ def info() -> Response:
     settings = _settings()
     contacts = []
     details = _details()
+    provider = playground_provider(settings)
     for row in _gateway().store.recent_contacts(limit=30):
-        if row["provider"] != "cloud_api":
+        if row["provider"] != provider:
             continue
         shown = details.of(str(row["wamid"]), row["body_id"])
         contacts.append(
@@ -218,6 +248,7 @@ def info() -> Response:
         mode=settings.mode,
         sandbox=settings.sandbox,
         phone_number_id=_phone_number_id(settings),
+        provider=provider,
         backend=_backend_name(settings),
         list_button_label=settings.list_button_label,
         contacts=contacts,
@@ -284,6 +315,14 @@ def _message_object(data: dict[str, Any], contact: str) -> dict[str, Any]:
     return message
 
 
+def playground_provider(settings: Settings) -> str:
+    """Whom the playground's messages seem to come through: SERPRO on a gateway that has
+    only SERPRO (so the replies have a sender), else the Cloud API (sandbox included)."""
+    if settings.serpro_configured and not settings.cloud_api_configured:
+        return "serpro"
+    return "cloud_api"
+
+
 def _webhook_document(settings: Settings, value: dict[str, Any]) -> dict[str, Any]:
     value = {
         "messaging_product": "whatsapp",
@@ -293,19 +332,28 @@ def _webhook_document(settings: Settings, value: dict[str, Any]) -> dict[str, An
         },
         **value,
     }
+    if playground_provider(settings) == "serpro":
+        # SERPRO posts the `value` object itself, with every array present (DESIGN §9.1).
+        for key in ("contacts", "messages", "statuses", "errors"):
+            value.setdefault(key, [])
+        return value
     return {
         "object": "whatsapp_business_account",
         "entry": [{"id": "0", "changes": [{"field": "messages", "value": value}]}],
     }
 
 
-def _post_webhook(settings: Settings, document: dict[str, Any]) -> webhook.Answer:
-    """Through the webhook exactly as Meta's POST would go: signed when a secret is set."""
+def _post_webhook(settings: Settings, document: dict[str, Any]) -> intake.Answer:
+    """Through the webhook exactly as the provider's POST would go: signed with the app secret
+    (Cloud API), or with SERPRO's bearer token, when they are set."""
     body = json.dumps(document, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "whatsapp-gateway-playground"}
-    if settings.wpp_app_secret:
-        headers[webhook.SIGNATURE_HEADER] = sign(body, settings.wpp_app_secret)
-    return webhook.receive(body, headers, settings, _gateway())
+    if playground_provider(settings) == "serpro":
+        if settings.serpro_webhook_token:
+            headers["Authorization"] = f"Bearer {settings.serpro_webhook_token}"
+    elif settings.wpp_app_secret:
+        headers[intake.SIGNATURE_HEADER] = sign(body, settings.wpp_app_secret)
+    return intake.receive(body, headers, settings, _gateway())
 
 
 @blueprint.post("/playground/api/messages")

@@ -111,15 +111,82 @@ def meta_error(statuses: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
+def serpro_as_cloud(request: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A SERPRO request (`{"path", "body"}`, as the pipeline records it) as the Graph body
+    WhatsApp would show alike, so the pages render and check both the same way; None for a
+    request they do not model (templates, custom paths)."""
+    path, body = request.get("path"), request.get("body")
+    if not isinstance(path, str) or not isinstance(body, Mapping):
+        return None
+    cloud: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "to": str(body.get("destinatario") or "").lstrip("+"),
+    }
+    kind = path.rstrip("/").rsplit("/", 1)[-1]
+    if kind == "texto":
+        cloud.update(type="text", text={"body": body.get("body")})
+    elif kind == "interativa-botoes":
+        buttons = [
+            {"type": "reply", "reply": {"id": b.get("id"), "title": b.get("titulo")}}
+            for b in body.get("buttons") or []
+            if isinstance(b, Mapping)
+        ]
+        interactive = {
+            "type": "button",
+            "body": {"text": body.get("textoBody")},
+            "action": {"buttons": buttons},
+        }
+        cloud.update(type="interactive", interactive=interactive)
+    elif kind == "interativa-lista":
+        sections = []
+        for section in body.get("secoes") or []:
+            if not isinstance(section, Mapping):
+                continue
+            rows = []
+            for row in section.get("rows") or []:
+                if isinstance(row, Mapping):
+                    shown = {"id": row.get("id"), "title": row.get("titulo")}
+                    if row.get("descricao"):  # SERPRO gets "" for none; Graph omits it
+                        shown["description"] = row["descricao"]
+                    rows.append(shown)
+            sections.append({"title": section.get("titulo"), "rows": rows})
+        interactive = {
+            "type": "list",
+            "body": {"text": body.get("textoBody")},
+            "action": {"button": body.get("button"), "sections": sections},
+        }
+        cloud.update(type="interactive", interactive=interactive)
+    elif kind == "media":
+        media_kind = str(body.get("tipoMedia") or "document")
+        fields = (("link", "linkMedia"), ("id", "idMedia"), ("caption", "caption"))
+        media = {key: body[source] for key, source in fields if body.get(source)}
+        if body.get("filename"):
+            media["filename"] = body["filename"]
+        cloud.update({"type": media_kind, media_kind: media})
+    elif kind == "interativa-localizacao":
+        interactive = {
+            "type": "location_request_message",
+            "body": {"text": body.get("textoBody")},
+            "action": {"name": "send_location"},
+        }
+        cloud.update(type="interactive", interactive=interactive)
+    else:
+        return None
+    return cloud
+
+
 def outbound_item(
     entry: Mapping[str, Any], statuses: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     body = entry.get("body")
-    problems = (
-        check_cloud_api(body)
-        if entry.get("provider") == "cloud_api" and isinstance(body, Mapping)
-        else []
-    )
+    shown: Any = body
+    problems: list[str] = []
+    if entry.get("provider") == "serpro":
+        converted = serpro_as_cloud(body) if isinstance(body, Mapping) else None
+        if converted is not None:
+            shown, problems = converted, check_cloud_api(converted)
+    elif isinstance(body, Mapping):
+        problems = check_cloud_api(body)
     return {
         "direction": "out",
         "id": entry["id"],
@@ -128,7 +195,8 @@ def outbound_item(
         "provider": entry.get("provider"),
         "in_reply_to": entry.get("in_reply_to"),
         "seq": entry.get("seq"),
-        "body": body,
+        "body": shown,  # as Graph would carry it (a SERPRO request, converted)
+        "request": body,  # as the provider got it
         "state": entry.get("state"),
         "status": entry.get("status"),
         "error": entry.get("error"),

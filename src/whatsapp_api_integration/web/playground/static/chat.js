@@ -82,6 +82,7 @@
     state.contact = contact;
     state.name = name || contact;
     state.lastJson = "";
+    state.stick = true;
     $("contact-number").value = contact;
     $("contact-name").value = state.name;
     $("me").textContent = state.name + " (+" + contact + ")";
@@ -192,7 +193,7 @@
 
   // ---- rendering -----------------------------------------------------------------------
 
-  var TICKS = { pending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
+  var TICKS = { pending: "○", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
   var TICK_TITLES = {
     pending: "not yet accepted by WhatsApp",
     sent: "sent (accepted by WhatsApp)",
@@ -224,6 +225,7 @@
       img.alt = media.caption || kind;
       img.loading = "lazy";
       img.referrerPolicy = "no-referrer";
+      img.addEventListener("load", followBottom);
       return img;
     }
     if (kind === "video" || kind === "audio") {
@@ -237,7 +239,7 @@
     card.href = link;
     card.target = "_blank";
     card.rel = "noopener noreferrer";
-    card.appendChild(el("span", "doc-icon", "📄"));
+    card.appendChild(el("span", "doc-icon", "DOC"));
     card.appendChild(el("span", "doc-name", media.filename || link.split("/").pop() || "document"));
     return card;
   }
@@ -318,7 +320,7 @@
       else if (b.text) text = b.text.body;
       else text = "[" + b.type + "]";
     }
-    quote.appendChild(el("div", "quote-text", text));
+    quote.appendChild(formatInto(el("div", "quote-text"), text));
     return quote;
   }
 
@@ -378,14 +380,29 @@
       failed.dataset.testid = "failure";
       row.appendChild(failed);
     }
+    if (item.direction === "in" && item.state === "received" && item.attempts && item.error) {
+      var retrying = el("div", "failure", "Retrying (attempt " + item.attempts + " failed): " + item.error);
+      retrying.dataset.testid = "retrying";
+      row.appendChild(retrying);
+    }
     if (item.direction === "in" && item.state === "dead") {
       row.appendChild(el("div", "failure", "Not answered (dead letter): " + (item.error || "")));
     }
     return row;
   }
 
+  // Follow new messages while the reader is at the bottom, as WhatsApp does; not when they
+  // scrolled up to read something older.
+  state.stick = true;
+  function atBottom() {
+    return messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 80;
+  }
+  function followBottom() {
+    if (state.stick) messagesEl.scrollTop = messagesEl.scrollHeight;
+  }
+  messagesEl.addEventListener("scroll", function () { state.stick = atBottom(); });
+
   function render(items) {
-    var nearBottom = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 80;
     var byWamid = {};
     items.forEach(function (item) { if (item.wamid) byWamid[item.wamid] = item; });
     var nodes = items.map(function (item) { return renderItem(item, byWamid); });
@@ -399,8 +416,7 @@
       nodes.push(el("div", "empty", "Write something below: it reaches the bot as a WhatsApp message from +" + state.contact + "."));
     }
     messagesEl.replaceChildren.apply(messagesEl, nodes);
-    if (nearBottom || !state.rendered) messagesEl.scrollTop = messagesEl.scrollHeight;
-    state.rendered = true;
+    followBottom();
   }
 
   // ---- the list sheet ------------------------------------------------------------------

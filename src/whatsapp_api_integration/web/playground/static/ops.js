@@ -43,6 +43,10 @@
 
   function summary(body) {
     if (!body || typeof body !== "object") return "";
+    if (typeof body.path === "string" && body.body) {
+      var request = body.body;
+      return "[SERPRO " + body.path.split("/").pop() + "] " + (request.body || request.textoBody || request.caption || "");
+    }
     var kind = body.type || "text";
     var content = body[kind] || {};
     if (kind === "text") return content.body || "";
@@ -55,7 +59,6 @@
       return ((content.body || {}).text || "") + "  [" + options.join(" | ") + "]";
     }
     if (content.caption) return "[" + kind + "] " + content.caption;
-    if (body.serpro_path || body.path) return "[SERPRO] " + JSON.stringify(body).slice(0, 120);
     return "[" + kind + "]";
   }
 

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of the gateway (run: `python -m bench`, or `bench/run`)."""
