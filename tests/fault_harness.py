@@ -18,12 +18,14 @@ What runs, all on loopback:
 - a killer that SIGKILLs a worker (and every `kill_web_every`-th time a web process) every
   `kill_every` seconds and starts it again, until everything is drained.
 
-What "in order" means here: a contact's messages are answered in the order the gateway
-accepted them (the order of their first 200 answers; the sender never has two of one
-contact's bodies in flight except redeliveries of an already accepted message). WhatsApp's
-`timestamp` is not the order: Meta does not promise to deliver in timestamp order, and the
-gateway orders a contact's messages by arrival (DESIGN.md §10). Within one body, the order of
-its `messages` array.
+What "in order" means here: a contact's messages go to the bot one at a time, in the order
+the contact wrote them (WhatsApp's `timestamp`) among those waiting, and a message already
+begun finishes before any other starts (DESIGN.md §10, store.py `_goes_before`). Seen from
+outside, without timings: when message X arrived no later than Y (an earlier body, or earlier
+in the same body; the sender never has two of one contact's new bodies in flight) and was
+written before Y, X's reply must come first. When X was written first but arrived after Y
+(a delivery out of order), either order is right: X first if both were waiting, Y first if Y
+had begun before X arrived.
 
 What is counted, after the queue is drained:
 - lost: a message with no reply accepted by Graph;
@@ -287,6 +289,16 @@ def fresh_schema(url: str) -> Iterator[str]:
 
 
 # ---- the traffic ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A reply the run must see: its text, the place of its message's body in its contact's
+    deliveries, and the place of the message in what the contact wrote (its timestamp)."""
+
+    text: str
+    delivery: int
+    written: int
 
 
 @dataclass(frozen=True)
@@ -701,7 +713,11 @@ def _analyse(
     folder: Path,
 ) -> dict[str, Any]:
     expected_order = {
-        wa_id(contact): [f"resposta {m.text}" for d in plan for m in d.messages]
+        wa_id(contact): [
+            Expected(f"resposta {m.text}", delivery, m.index)
+            for delivery, d in enumerate(plan)
+            for m in d.messages
+        ]
         for contact, plan in enumerate(plans)
     }
     with store.engine.connect() as connection:
@@ -757,7 +773,7 @@ SENT_LINE = re.compile(r"sent reply \d+/\d+ wamid (\S+) to ")
 
 
 def count_replies(
-    expected_order: dict[str, list[str]],
+    expected_order: Mapping[str, Sequence[Expected]],
     accepted: Sequence[Accepted],
     recorded: set[str],
     logged: set[str],
@@ -765,10 +781,10 @@ def count_replies(
 ) -> dict[str, Any]:
     """Lost, duplicated, out-of-order, misrouted and unexpected replies.
 
-    `expected_order`: each contact's expected reply texts in the order its messages were
-    accepted; `accepted`: Graph's accepted sends in the order it accepted them; `recorded`:
-    the wamids the store holds; `logged`: the wamids the workers' logs say were sent;
-    `worker_kills`: when each SIGKILLed worker instance was killed.
+    `expected_order`: each contact's expected replies, with when their messages arrived and
+    were written (see `Expected`); `accepted`: Graph's accepted sends in the order it accepted
+    them; `recorded`: the wamids the store holds; `logged`: the wamids the workers' logs say
+    were sent; `worker_kills`: when each SIGKILLed worker instance was killed.
 
     An extra copy of a reply is put down to the documented window (DESIGN.md §10) only when
     both hold: its wamid is neither in the store nor in any worker's log (the sender never
@@ -776,8 +792,13 @@ def count_replies(
     it was SIGKILLed within WINDOW_SECONDS of Graph accepting it: after (it died before the
     write) or before (its request was already on its way; Graph, like Meta, still served it).
     Any other extra copy is a duplicate, a bug.
+
+    A reply is out of order when it was accepted before the reply to a message of its contact
+    that both arrived no later (an earlier body, or earlier in the same body) and was written
+    earlier. A pair the contact wrote in one order and whose bodies arrived in the other may
+    be answered either way (see the module's docstring).
     """
-    owner = {text: contact for contact, texts in expected_order.items() for text in texts}
+    owner = {e.text: contact for contact, items in expected_order.items() for e in items}
     copies: dict[str, list[Accepted]] = defaultdict(list)
     misrouted = unexpected = 0
     examples: dict[str, list[str]] = defaultdict(list)
@@ -818,18 +839,28 @@ def count_replies(
     lost = [text for text in owner if text not in copies]
     examples["lost"] = lost[:10]
     out_of_order = 0
-    for contact, texts in expected_order.items():
-        position = {text: i for i, text in enumerate(texts)}
-        seen: set[str] = set()
-        highest = -1
+    for contact, expected in expected_order.items():
+        # The order in which the contact's replies were first accepted by Graph.
+        place: dict[str, int] = {}
         for item in accepted:
-            if item.to != contact or item.text not in position or item.text in seen:
-                continue
-            seen.add(item.text)
-            if position[item.text] < highest:
+            if item.to == contact and item.text not in place:
+                place[item.text] = len(place)
+        for later in expected:
+            if later.text not in place:
+                continue  # lost, counted above
+            overtaken = [
+                earlier.text
+                for earlier in expected
+                if earlier.text in place
+                and earlier.delivery <= later.delivery
+                and earlier.written < later.written
+                and place[earlier.text] > place[later.text]
+            ]
+            if overtaken:
                 out_of_order += 1
-                examples["out_of_order"].append(f"{contact}: {item.text!r}")
-            highest = max(highest, position[item.text])
+                examples["out_of_order"].append(
+                    f"{contact}: {later.text!r} before {', '.join(map(repr, overtaken))}"
+                )
     return {
         "lost": len(lost),
         "duplicated": duplicated,
