@@ -18,12 +18,14 @@ What runs, all on loopback:
 - a killer that SIGKILLs a worker (and every `kill_web_every`-th time a web process) every
   `kill_every` seconds and starts it again, until everything is drained.
 
-What "in order" means here: a contact's messages are answered in the order the gateway
-accepted them (the order of their first 200 answers; the sender never has two of one
-contact's bodies in flight except redeliveries of an already accepted message). WhatsApp's
-`timestamp` is not the order: Meta does not promise to deliver in timestamp order, and the
-gateway orders a contact's messages by arrival (DESIGN.md §10). Within one body, the order of
-its `messages` array.
+What "in order" means here: a contact's messages go to the bot one at a time, in the order
+the contact wrote them (WhatsApp's `timestamp`) among those waiting, and a message already
+begun finishes before any other starts (DESIGN.md §10, store.py `_goes_before`). Seen from
+outside, without timings: when message X arrived no later than Y (an earlier body, or earlier
+in the same body; the sender never has two of one contact's new bodies in flight) and was
+written before Y, X's reply must come first. When X was written first but arrived after Y
+(a delivery out of order), either order is right: X first if both were waiting, Y first if Y
+had begun before X arrived.
 
 What is counted, after the queue is drained:
 - lost: a message with no reply accepted by Graph;
@@ -40,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -51,7 +54,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,9 +72,6 @@ GRAPH_TOKEN = "fault-graph-token-8c1e77"
 APP_SECRET = "fault-app-secret-5b0a4f29d1"
 VERIFY_TOKEN = "fault-verify-token-3e5d"
 WEBHOOK_PATH = "/webhooks/whatsapp/webhook"
-# A kill this long after Graph accepted a send can still fall in the window between the send
-# and the write of its wamid (one short transaction, but on a loaded 2-core machine).
-WINDOW_SLACK_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,9 @@ class FaultConfig:
     bot_down_seconds: float = 5.0
     kill_every: tuple[float, float] = (2.0, 4.0)
     kill_web_every: int = 4  # every 4th kill hits a web process; 0 = workers only
-    lease_seconds: float = 4.0
-    rasa_timeout: float = 2.0
+    # JOB_LEASE_SECONDS: its heartbeat (every third of it) must outlast a busy machine's stalls
+    lease_seconds: float = 10.0
+    rasa_timeout: float = 5.0
     max_attempts: int = 30
     clients: int = 16
     drain_timeout: float = 900.0
@@ -104,13 +105,15 @@ class FaultConfig:
 
 @dataclass(frozen=True)
 class Accepted:
-    """A send Graph accepted: to whom, which text, the wamid it gave, when (time.time())."""
+    """A send Graph accepted: to whom, which text, the wamid it gave, when (time.time()), and
+    which process instance sent it (each worker start has its own access token)."""
 
     seq: int
     to: str
     text: str
     wamid: str
     at: float
+    sender: str = ""
 
 
 class FaultyGraph(FakeGraph):
@@ -129,14 +132,16 @@ class FaultyGraph(FakeGraph):
     def handle(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:
         if request.method != "POST" or not request.path.endswith("/messages"):
             return super().handle(request)
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.startswith(f"Bearer {self.token}"):
             return 401, {"error": {"message": "Invalid OAuth access token", "code": 190}}, {}
+        sender = authorization.removeprefix(f"Bearer {self.token}").lstrip(".")
         with self.lock:
             roll, kind, pause = self.rng.random(), self.rng.randrange(4), self.rng.random()
         time.sleep(pause * 0.02)  # a send takes a while, so kills land mid-send too
         if roll < self.error_rate:
             answer: tuple[int, Any, dict[str, str]] = [
-                (429, self.error(130429, "Rate limit hit", 429)[1], {}),
+                (429, self.error(130429, "Rate limit hit", 429)[1], {"Retry-After": "1"}),
                 (400, self.error(131000, "Something went wrong", 400)[1], {}),
                 (500, b"Internal Server Error", {}),
                 (503, self.error(2, "Service temporarily unavailable", 503)[1], {}),
@@ -150,7 +155,7 @@ class FaultyGraph(FakeGraph):
             seq = next(self._seq)
             wamid = f"wamid.graph.{seq}"
             self.accepted.append(
-                Accepted(seq, str(document.get("to")), str(text), wamid, time.time())
+                Accepted(seq, str(document.get("to")), str(text), wamid, time.time(), sender)
             )
         return (
             200,
@@ -200,17 +205,25 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
+    @property
+    def instance(self) -> str:
+        """This start of the process: `worker-0.3` is worker-0's third start."""
+        return f"{self.name}.{self.starts}"
+
     def start(self) -> None:
+        self.starts += 1
+        env = dict(self.env)
+        if self.name.startswith("worker"):  # Graph tells the senders apart by their token
+            env["WPP_AUTHORIZATION_TOKEN"] = f"{GRAPH_TOKEN}.{self.instance}"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command,
-                env=self.env,
+                env=env,
                 cwd=self.log_path.parent,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.starts += 1
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -276,6 +289,16 @@ def fresh_schema(url: str) -> Iterator[str]:
 
 
 # ---- the traffic ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A reply the run must see: its text, the place of its message's body in its contact's
+    deliveries, and the place of the message in what the contact wrote (its timestamp)."""
+
+    text: str
+    delivery: int
+    written: int
 
 
 @dataclass(frozen=True)
@@ -431,12 +454,16 @@ class FaultReport:
     graph_accepted: int
     lost: int
     duplicated: int  # extra copies the documented window does not explain: bugs
-    duplicated_in_window: int  # extra copies explained by a SIGKILL right after Graph accepted
+    duplicated_in_window: int  # extra copies whose sender was SIGKILLed before writing them
+    window_kill_delays: list[float]  # [min, max] of (SIGKILL - Graph's accept) for those (s)
     out_of_order: int
     misrouted: int
     unexpected_replies: int
     dead_letters: int
     jobs_taken_back: int  # jobs a killed worker held, taken back after their lease expired
+    jobs_taken_from_live_workers: int  # ... from a worker never SIGKILLed: must be 0
+    sends_logged: int  # "sent reply ... wamid" lines in the workers' logs (the window check)
+    lease_renewals_lost: int  # live workers' heartbeats that found a lease taken (stalls)
     bot_asked_again: int  # messages the bot was asked about more than once (a kill in between)
     states: dict[str, int]
     posting_seconds: float
@@ -454,6 +481,7 @@ class FaultReport:
             and self.out_of_order == 0
             and self.misrouted == 0
             and self.unexpected_replies == 0
+            and self.jobs_taken_from_live_workers == 0
         )
 
     def as_json(self) -> str:
@@ -478,6 +506,8 @@ class FaultReport:
             ("duplicated in the §10 window", str(self.duplicated_in_window)),
             ("dead letters", str(self.dead_letters)),
             ("jobs taken back after a kill", str(self.jobs_taken_back)),
+            ("... from a worker still alive", str(self.jobs_taken_from_live_workers)),
+            ("heartbeats that found a lease lost", str(self.lease_renewals_lost)),
             ("bot asked again after a kill", str(self.bot_asked_again)),
             ("posting time (s)", f"{self.posting_seconds:.1f}"),
             ("time to drain after posting (s)", f"{self.drain_seconds:.1f}"),
@@ -531,7 +561,7 @@ def _run(url: str, config: FaultConfig, folder: Path) -> FaultReport:
         for i in range(config.worker_processes)
     ]
     store = Store(url)
-    kills: list[tuple[float, str]] = []
+    kills: list[tuple[float, str, int]] = []  # (when, process instance, pid)
     stop_killing = threading.Event()
     poster = Poster(webs, config.seed)
     plans = build_deliveries(config, run_id, rng)
@@ -628,7 +658,7 @@ def _kill_loop(
     config: FaultConfig,
     webs: list[WebProcess],
     workers: list[GatewayProcess],
-    kills: list[tuple[float, str]],
+    kills: list[tuple[float, str, int]],
     stop: threading.Event,
     rng: random.Random,
 ) -> None:
@@ -639,8 +669,9 @@ def _kill_loop(
             target: GatewayProcess = webs[number // config.kill_web_every % len(webs)]
         else:
             target = workers[number % len(workers)]
+        pid = target.process.pid if target.process is not None else 0
         target.kill()
-        kills.append((time.time(), target.name))
+        kills.append((time.time(), target.instance, pid))
         try:
             target.start()
         except RuntimeError as error:  # counted by the drain that will not come
@@ -678,11 +709,15 @@ def _analyse(
     graph: FaultyGraph,
     bot: FaultyBot,
     store: Store,
-    kills: list[tuple[float, str]],
+    kills: list[tuple[float, str, int]],
     folder: Path,
 ) -> dict[str, Any]:
     expected_order = {
-        wa_id(contact): [f"resposta {m.text}" for d in plan for m in d.messages]
+        wa_id(contact): [
+            Expected(f"resposta {m.text}", delivery, m.index)
+            for delivery, d in enumerate(plan)
+            for m in d.messages
+        ]
         for contact, plan in enumerate(plans)
     }
     with store.engine.connect() as connection:
@@ -696,55 +731,74 @@ def _analyse(
             connection.execute(sqlalchemy.text("SELECT count(*) FROM dead_letters")).scalar() or 0
         )
     logged = set()
-    taken_back = 0
+    taken_back = leases_lost = taken_from_live = 0
+    killed_pids = {str(pid) for _, _, pid in kills}
     for log in folder.glob("worker-*.log"):
         text = log.read_text(errors="replace")
         logged.update(SENT_LINE.findall(text))
         taken_back += text.count("whose lease expired")
+        taken_from_live += sum(pid not in killed_pids for pid in TAKEN_BACK_FROM.findall(text))
+        leases_lost += text.count("were no longer ours")
     with graph.lock:
         accepted = sorted(graph.accepted, key=lambda a: a.seq)
-    worker_kill_times = [at for at, name in kills if name.startswith("worker")]
+    worker_kills = {instance: at for at, instance, _ in kills if instance.startswith("worker")}
     with bot.lock:
         asked_again = sum(1 for count in bot.calls.values() if count > 1)
     return {
         "messages": config.messages,
         "contacts": config.contacts,
-        "worker_kills": len(worker_kill_times),
-        "web_kills": len(kills) - len(worker_kill_times),
+        "worker_kills": len(worker_kills),
+        "web_kills": len(kills) - len(worker_kills),
         "graph_errors": dict(graph.errors),
         "bot_down_seconds": config.bot_down_seconds,
         "graph_accepted": len(accepted),
         "dead_letters": dead,
         "jobs_taken_back": taken_back,
+        "jobs_taken_from_live_workers": taken_from_live,
+        "sends_logged": len(logged),
+        "lease_renewals_lost": leases_lost,
         "bot_asked_again": asked_again,
         "states": _states(store),
-        **count_replies(expected_order, accepted, recorded, logged, worker_kill_times),
+        **count_replies(expected_order, accepted, recorded, logged, worker_kills),
     }
 
 
+# How far apart a sender's SIGKILL and Graph's accept of its unrecorded send may be: on a
+# loaded machine the fake Graph serves a request late, or the worker writes its wamid late.
+WINDOW_SECONDS = 5.0
+# "job 12 (wamid ...) taken back from <host>:<pid>:<thread>:<id>, whose lease expired"
+TAKEN_BACK_FROM = re.compile(r"taken back from [^\s:]+:(\d+):")
 # A worker logs each send it survived: "sent reply 1/1 wamid <wamid> to ...".
 SENT_LINE = re.compile(r"sent reply \d+/\d+ wamid (\S+) to ")
 
 
 def count_replies(
-    expected_order: dict[str, list[str]],
+    expected_order: Mapping[str, Sequence[Expected]],
     accepted: Sequence[Accepted],
     recorded: set[str],
     logged: set[str],
-    worker_kill_times: Sequence[float],
+    worker_kills: Mapping[str, float],
 ) -> dict[str, Any]:
     """Lost, duplicated, out-of-order, misrouted and unexpected replies.
 
-    `expected_order`: each contact's expected reply texts in the order its messages were
-    accepted; `accepted`: Graph's accepted sends in the order it accepted them; `recorded`:
-    the wamids the store holds; `logged`: the wamids the workers' logs say were sent.
+    `expected_order`: each contact's expected replies, with when their messages arrived and
+    were written (see `Expected`); `accepted`: Graph's accepted sends in the order it accepted
+    them; `recorded`: the wamids the store holds; `logged`: the wamids the workers' logs say
+    were sent; `worker_kills`: when each SIGKILLed worker instance was killed.
 
     An extra copy of a reply is put down to the documented window (DESIGN.md §10) only when
-    all of these hold: its wamid is neither in the store nor in any worker's log (the sender
-    died before writing it down), and a worker was SIGKILLed within WINDOW_SLACK_SECONDS after
-    Graph accepted it. Any other extra copy is a duplicate, a bug.
+    both hold: its wamid is neither in the store nor in any worker's log (the sender never
+    wrote it down; a live worker logs every send it made), and the worker instance that sent
+    it was SIGKILLed within WINDOW_SECONDS of Graph accepting it: after (it died before the
+    write) or before (its request was already on its way; Graph, like Meta, still served it).
+    Any other extra copy is a duplicate, a bug.
+
+    A reply is out of order when it was accepted before the reply to a message of its contact
+    that both arrived no later (an earlier body, or earlier in the same body) and was written
+    earlier. A pair the contact wrote in one order and whose bodies arrived in the other may
+    be answered either way (see the module's docstring).
     """
-    owner = {text: contact for contact, texts in expected_order.items() for text in texts}
+    owner = {e.text: contact for contact, items in expected_order.items() for e in items}
     copies: dict[str, list[Accepted]] = defaultdict(list)
     misrouted = unexpected = 0
     examples: dict[str, list[str]] = defaultdict(list)
@@ -758,16 +812,16 @@ def count_replies(
             examples["misrouted"].append(f"{item.text!r} sent to {item.to}")
         copies[item.text].append(item)
     duplicated = in_window = 0
+    window_delays: list[float] = []  # kill time - accept time, for each copy put down to it
     for text, items in copies.items():
         written = [item for item in items if item.wamid in recorded or item.wamid in logged]
-        unwritten = [item for item in items if item not in written]
         explained = [
             item
-            for item in unwritten
-            if any(
-                item.at - 0.05 <= at <= item.at + WINDOW_SLACK_SECONDS for at in worker_kill_times
-            )
+            for item in items
+            if item not in written
+            and abs(worker_kills.get(item.sender, math.inf) - item.at) <= WINDOW_SECONDS
         ]
+        window_delays += [worker_kills[item.sender] - item.at for item in explained]
         extra = len(items) - 1
         window = min(extra, len(explained))
         in_window += window
@@ -776,28 +830,45 @@ def count_replies(
             examples["duplicated"].append(
                 f"{text!r} x{len(items)}: "
                 + ", ".join(
-                    f"{i.wamid} ({'written' if i in written else 'unwritten'})" for i in items
+                    f"{i.wamid} by {i.sender} at {i.at:.2f} "
+                    f"({'written' if i in written else 'unwritten'}; "
+                    f"killed at {worker_kills.get(i.sender, 0):.2f})"
+                    for i in items
                 )
             )
     lost = [text for text in owner if text not in copies]
     examples["lost"] = lost[:10]
     out_of_order = 0
-    for contact, texts in expected_order.items():
-        position = {text: i for i, text in enumerate(texts)}
-        seen: set[str] = set()
-        highest = -1
+    for contact, expected in expected_order.items():
+        # The order in which the contact's replies were first accepted by Graph.
+        place: dict[str, int] = {}
         for item in accepted:
-            if item.to != contact or item.text not in position or item.text in seen:
-                continue
-            seen.add(item.text)
-            if position[item.text] < highest:
+            if item.to == contact and item.text not in place:
+                place[item.text] = len(place)
+        for later in expected:
+            if later.text not in place:
+                continue  # lost, counted above
+            overtaken = [
+                earlier.text
+                for earlier in expected
+                if earlier.text in place
+                and earlier.delivery <= later.delivery
+                and earlier.written < later.written
+                and place[earlier.text] > place[later.text]
+            ]
+            if overtaken:
                 out_of_order += 1
-                examples["out_of_order"].append(f"{contact}: {item.text!r}")
-            highest = max(highest, position[item.text])
+                examples["out_of_order"].append(
+                    f"{contact}: {later.text!r} before {', '.join(map(repr, overtaken))}"
+                )
     return {
         "lost": len(lost),
         "duplicated": duplicated,
         "duplicated_in_window": in_window,
+        "window_kill_delays": [
+            round(min(window_delays, default=0.0), 3),
+            round(max(window_delays, default=0.0), 3),
+        ],
         "out_of_order": out_of_order,
         "misrouted": misrouted,
         "unexpected_replies": unexpected,

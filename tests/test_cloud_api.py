@@ -144,3 +144,15 @@ def test_an_unknown_media_id_is_a_final_error(fake_graph: FakeGraph) -> None:
 def test_a_token_is_required() -> None:
     with pytest.raises(ValueError, match="WPP_AUTHORIZATION_TOKEN"):
         CloudApiClient("")
+
+
+def test_an_error_that_repeats_the_token_has_it_masked(fake_graph: FakeGraph) -> None:
+    """The error's text is stored and shown (dead letters), where log redaction cannot reach."""
+    echoed = f"Invalid OAuth access token - Cannot parse access token: Bearer {TOKEN}"
+    fake_graph.script((401, {"error": {"message": echoed, "code": 190}}))
+    api = client(fake_graph)
+    with pytest.raises(SendError) as raised:
+        api.send("123", text("oi"), Recipient(wa_id="5561987654321"))
+    api.close()
+    assert TOKEN not in str(raised.value)
+    assert "Cannot parse access token: Bearer ****" in str(raised.value)

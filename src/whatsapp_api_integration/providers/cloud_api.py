@@ -44,6 +44,7 @@ class CloudApiClient:
     ) -> None:
         if not token:
             raise ValueError("the Cloud API needs an access token (WPP_AUTHORIZATION_TOKEN)")
+        self._token = token
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version.strip("/")
         self._client = httpx.Client(
@@ -117,7 +118,7 @@ class CloudApiClient:
         except httpx.TransportError as error:
             raise _transport_error("media download", error) from None
         if response.status_code >= 400:
-            raise _error_from_response(response)
+            raise _error_from_response(response, self._token)
         return response.content
 
     def close(self) -> None:
@@ -131,7 +132,7 @@ class CloudApiClient:
         except httpx.TransportError as error:
             raise _transport_error(f"{method} {_path(url)}", error) from None
         if response.status_code >= 400:
-            raise _error_from_response(response)
+            raise _error_from_response(response, self._token)
         try:
             answer = response.json()
         except ValueError:
@@ -158,8 +159,13 @@ def _transport_error(what: str, error: httpx.TransportError) -> SendError:
     return SendError(f"Graph API {what} {kind}: {type(error).__name__}", retryable=True)
 
 
-def _error_from_response(response: httpx.Response) -> SendError:
-    """A SendError from Graph's `{"error": {"code", "message", "error_data": {...}}}`."""
+def _error_from_response(response: httpx.Response, token: str) -> SendError:
+    """A SendError from Graph's `{"error": {"code", "message", "error_data": {...}}}`.
+
+    The error's text is stored (dead letters) and shown (`dead-letters`, ops pages), where the
+    log's redaction does not reach: an answer that repeats our access token (a proxy, a
+    misbehaving server) has it masked here.
+    """
     code: int | None = None
     detail = ""
     try:
@@ -181,7 +187,7 @@ def _error_from_response(response: httpx.Response) -> SendError:
     if code is not None:
         text += f" with code {code}"
     if detail:
-        text += f": {detail[:500]}"
+        text += f": {detail.replace(token, '****')[:500]}"
     return SendError(
         text,
         retryable=retryable,

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -392,9 +393,12 @@ class _Base:
         return f"{self.base_url}{prefix}{path}"
 
     def _redact(self, text: str) -> str:
+        """Mask our secrets in an error's text, also as a form or URL carries them (SERPRO may
+        echo the token request back: `client_secret=a%2Bb%3D` for a secret `a+b=`)."""
         for secret in (self._secret, self._tokens.current.value if self._tokens.current else ""):
             if secret:
-                text = text.replace(secret, "****")
+                for form in (secret, quote_plus(secret), quote(secret, safe="")):
+                    text = text.replace(form, "****")
         return text
 
     def _error(self, response: httpx.Response, what: str) -> SerproError:

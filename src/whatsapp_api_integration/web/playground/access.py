@@ -22,8 +22,8 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 from flask import Request
 
@@ -97,6 +97,22 @@ def refusal_reason(request: Request, settings: Settings) -> str:
             "(http://127.0.0.1); set ADMIN_TOKEN to open it from elsewhere."
         )
     return "Sign in with the ADMIN_TOKEN setting's value."
+
+
+# Query parameters never carried into a login redirect's `next`: whoever put a token in the
+# URL would find it again in the Location header, the login page, its own browser history and
+# any proxy's access log.
+_CREDENTIAL_WORDS = ("token", "secret", "key", "password")
+
+
+def next_without_credentials(path: str, args: Any) -> str:
+    """`path` and its query (a werkzeug MultiDict) without credential-like parameters."""
+    kept = [
+        (name, value)
+        for name, value in args.items(multi=True)
+        if not any(word in name.lower() for word in _CREDENTIAL_WORDS)
+    ]
+    return path + ("?" + urlencode(kept) if kept else "")
 
 
 def safe_next(target: str | None, default: str) -> str:

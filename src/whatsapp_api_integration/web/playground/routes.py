@@ -140,7 +140,7 @@ def _guard() -> ResponseReturnValue | None:
         if _is_api(request.path):
             return jsonify(error=reason), 401
         if settings.admin_token:
-            target = request.full_path.rstrip("?")
+            target = access.next_without_credentials(request.path, request.args)
             return redirect(url_for("whatsapp_playground.login", next=target))
         page = render_template("playground/refused.html", reason=reason)
         return make_response(page, 403)
