@@ -32,6 +32,7 @@ PAIRS = [
     ("docs/scaling.md", "docs/scaling.pt-BR.md"),
     ("docs/playground.md", "docs/playground.pt-BR.md"),
     ("docs/performance.md", "docs/performance.pt-BR.md"),
+    ("docs/fault-test.md", "docs/fault-test.pt-BR.md"),
 ]
 # Pages whose relative links must all lead to a file of the repository.
 LINKED_PAGES = [
