@@ -149,7 +149,15 @@ class FaultyGraph(FakeGraph):
             with self.lock:
                 self.errors[str(answer[0])] += 1
             return answer
-        document = request.json or {}
+        try:
+            document = json.loads(request.body)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict) or not document.get("to"):
+            # A sender killed mid-request leaves a cut body; Meta refuses such a request.
+            with self.lock:
+                self.errors["cut body"] += 1
+            return 400, self.error(100, "Invalid parameter")[1], {}
         text = (document.get("text") or {}).get("body", "")
         with self.lock:
             seq = next(self._seq)

@@ -2,7 +2,7 @@
 
     RASA_E2E=1 pytest tests/test_rasa_e2e.py      # in a full Rasa 3.6 environment
 
-Needs full Rasa (TensorFlow included, ~2.7 GB: ../shared/rasa/setup-full.sh builds one) plus
+Needs full Rasa (TensorFlow included, ~2.7 GB: `pip install rasa==3.6.21` on Python 3.10) plus
 this package's `[rasa]` extra and the test tools. Trains `examples/rasa-bot` (seconds: its
 pipeline has no TensorFlow component), starts `rasa run actions` and `rasa run` with the
 channel in `credentials.yml`, posts signed webhooks as Meta would, and reads the replies the

@@ -79,10 +79,14 @@ class LeaseKeeper:
         except Exception as error:  # the database is away: try again at the next beat
             logger.warning("renewing %d job lease(s) failed: %s", len(jobs), error)
             return 0
-        if renewed < len(jobs):
+        # A job that finished between `held()` and the update is not renewed, and rightly so:
+        # only a job still in hand and not renewed was taken from us.
+        still_held = {job.id for job in self.held()}
+        lost = sum(job.id in still_held for job in jobs) - renewed
+        if lost > 0:
             logger.warning(
                 "%d of %d job lease(s) were no longer ours (taken back after expiring?)",
-                len(jobs) - renewed,
+                lost,
                 len(jobs),
             )
         return renewed
