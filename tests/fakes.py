@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -41,6 +42,17 @@ class Recorded:
         return json.loads(self.body) if self.body else None
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    """Says nothing of a client that went away mid-request (a process the test killed, a
+    timeout): a daemon thread's traceback would land in whatever test runs next and captures
+    stderr. Any other error is still printed."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class _Server:
     """A ThreadingHTTPServer on 127.0.0.1:<free port>, serving from a daemon thread."""
 
@@ -62,7 +74,7 @@ class _Server:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
