@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
 from fakes import text_body
 from whatsapp_api_integration.core.inbound import parse_webhook
@@ -44,26 +40,6 @@ def test_sqlite_flushes_the_commits_store_flush_names(
 def test_an_unknown_flush_mode_is_refused_with_the_setting_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="STORE_FLUSH"):
         Store(f"sqlite:///{tmp_path / 'flush.db'}", flush="sometimes")
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1/test)")
-    schema = f"flush_test_{uuid.uuid4().hex[:10]}"
-    admin = Store(url).engine
-    with admin.begin() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    scoped = sqlalchemy.engine.make_url(url).update_query_dict(
-        {"options": f"-csearch_path={schema}"}
-    )
-    try:
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_postgresql_skips_the_flush_only_for_workers_commits(postgres_url: str) -> None:

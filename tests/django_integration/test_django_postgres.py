@@ -9,10 +9,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy
 
 from fakes import FakeGraph, fake_graph_fixture, text_body  # noqa: F401 (fixtures)
@@ -39,28 +37,8 @@ call_command("whatsapp_worker", "--once")
 """
 
 
-@pytest.fixture
-def postgres_schema_url() -> Iterator[str]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1/test)")
-    schema = f"django_test_{uuid.uuid4().hex[:10]}"
-    admin = Store(url).engine
-    with admin.begin() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    scoped = sqlalchemy.engine.make_url(url).update_query_dict(
-        {"options": f"-csearch_path={schema}"}
-    )
-    try:
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def test_the_store_lives_in_the_projects_postgresql_database(
-    postgres_schema_url: str, fake_graph: FakeGraph, tmp_path: Path
+    postgres_url: str, fake_graph: FakeGraph, tmp_path: Path
 ) -> None:
     message_id = f"wamid.django.pg.{uuid.uuid4().hex}"
     body_file = tmp_path / "body.json"
@@ -72,7 +50,7 @@ def test_the_store_lives_in_the_projects_postgresql_database(
     }
     env.update(
         DJANGO_SETTINGS_MODULE="django_project.settings_postgres",
-        WHATSAPP_TEST_DJANGO_PG=postgres_schema_url,
+        WHATSAPP_TEST_DJANGO_PG=postgres_url,
         PYTHONPATH=os.pathsep.join([str(TESTS), *filter(None, [env.get("PYTHONPATH")])]),
         WPP_AUTHORIZATION_TOKEN=fake_graph.token,
         WPP_API_BASE_URL=fake_graph.url,
@@ -93,7 +71,7 @@ def test_the_store_lives_in_the_projects_postgresql_database(
 
     [reply] = fake_graph.message_bodies
     assert reply["interactive"]["body"]["text"].startswith("Olá, Contato 4321! Recebido: oi")
-    store = Store(postgres_schema_url)  # its engine, with the driver this SQLAlchemy knows
+    store = Store(postgres_url)  # its engine, with the driver this SQLAlchemy knows
     try:
         with store.engine.connect() as connection:
             tables = set(sqlalchemy.inspect(connection).get_table_names())
