@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from fakes import QuietHTTPServer
+from fakes import LoopbackServer
 
 CLIENT_ID = "642958872237822"
 CLIENT_SECRET = "serpro-secret-for-tests-0001"
@@ -82,7 +82,9 @@ class Clock:
             self.now += seconds
 
 
-class FakeSerpro:
+class FakeSerpro(LoopbackServer):
+    methods = ("GET", "POST", "PUT", "DELETE")
+
     def __init__(
         self,
         *,
@@ -107,44 +109,9 @@ class FakeSerpro:
         self._scripted: deque[Reply] = deque()
         self._ids = itertools.count(1)
         self.lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                owner._dispatch(self, "GET")
-
-            def do_POST(self) -> None:
-                owner._dispatch(self, "POST")
-
-            def do_PUT(self) -> None:
-                owner._dispatch(self, "PUT")
-
-            def do_DELETE(self) -> None:
-                owner._dispatch(self, "DELETE")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
+        self._serve()
 
     # ---- for tests ----------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def script(self, status: int, body: Any, content_type: str = "application/json") -> None:
         """The next send (or mark-as-read) answers this."""

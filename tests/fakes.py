@@ -53,38 +53,57 @@ class QuietHTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class _Server:
-    """A ThreadingHTTPServer on 127.0.0.1:<free port>, serving from a daemon thread."""
+class LoopbackServer:
+    """A QuietHTTPServer on 127.0.0.1:<free port>, serving from a daemon thread; each request
+    of one of `methods` goes to `self._dispatch(handler, method)`."""
 
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.lock = threading.Lock()
-        owner = self
+    methods: tuple[str, ...] = ("GET", "POST")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs (40 ms)
+    def _serve(self) -> None:
+        def route(method: str) -> Callable[[BaseHTTPRequestHandler], None]:
+            return lambda handler: self._dispatch(handler, method)
 
-            def do_GET(self) -> None:
-                owner._dispatch(self, "GET")
+        def silent(handler: BaseHTTPRequestHandler, format: str, *args: Any) -> None:
+            return None
 
-            def do_POST(self) -> None:
-                owner._dispatch(self, "POST")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
+        handler_class = type(
+            "Handler",
+            (BaseHTTPRequestHandler,),
+            {
+                "protocol_version": "HTTP/1.1",
+                # else headers and body wait on delayed ACKs (40 ms)
+                "disable_nagle_algorithm": True,
+                "log_message": silent,
+                **{f"do_{method}": route(method) for method in self.methods},
+            },
+        )
+        self.server = QuietHTTPServer(("127.0.0.1", 0), handler_class)
         self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
         self.thread.start()
 
+    def _dispatch(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        raise NotImplementedError
+
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Server(LoopbackServer):
+    """A loopback server that records every request and answers with `handle`."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.lock = threading.Lock()
+        self._serve()
 
     def _dispatch(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
@@ -107,10 +126,6 @@ class _Server:
 
     def handle(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:
         raise NotImplementedError
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class FakeGraph(_Server):
