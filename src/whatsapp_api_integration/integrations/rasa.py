@@ -68,7 +68,7 @@ from whatsapp_api_integration.settings import (
     build_gateway,
     load_settings,
 )
-from whatsapp_api_integration.web.intake import Answer, kept_headers, receive
+from whatsapp_api_integration.web.intake import Answer, receive, refuse_too_large
 
 if TYPE_CHECKING:
     from whatsapp_api_integration.core.contract import IncomingMessage
@@ -367,11 +367,7 @@ class WhatsAppInput(InputChannel):
         limit = self.settings.max_body_bytes
         loop = asyncio.get_running_loop()
         if len(body) > limit:
-            answer = Answer(413, {"error": f"$: body over the limit of {limit} bytes"})
-            await loop.run_in_executor(
-                None, gateway.reject, b"", kept_headers(headers), answer.body["error"], 413
-            )
-            return answer
+            return await loop.run_in_executor(None, refuse_too_large, headers, limit, gateway)
         return await loop.run_in_executor(None, receive, body, headers, self.settings, gateway)
 
 

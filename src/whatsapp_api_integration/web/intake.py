@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-# Headers worth keeping with a stored body. Never Authorization: it carries SERPRO's secret.
-KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", SIGNATURE_HEADER)
 
 
 @dataclass(frozen=True)
@@ -50,11 +48,6 @@ class Answer:
 
 def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
-
-
-def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    lowered = _lower_keys(headers)
-    return {name: lowered[name.lower()] for name in KEPT_HEADERS if name.lower() in lowered}
 
 
 def _is_store_unavailable(error: BaseException) -> bool:
@@ -132,7 +125,8 @@ def _authenticate_and_store(
         log.warning("malformed webhook body (%d bytes): %s", len(body), error)
         return Answer(400, {"error": str(error)})
 
-    result = gateway.accept(body, kept_headers(headers), events, provider=provider)
+    # The store keeps only the headers worth keeping, never Authorization (store.KEPT_HEADERS).
+    result = gateway.accept(body, headers, events, provider=provider)
     log.info(
         "webhook stored: %d new, %d duplicate, %d statuses, %d ignored",
         result.new_messages,
@@ -168,6 +162,13 @@ def record_rejection(
     body: bytes, headers: Mapping[str, str], answer: Answer, gateway: Gateway
 ) -> None:
     try:
-        gateway.reject(body, kept_headers(headers), str(answer.body.get("error")), answer.status)
+        gateway.reject(body, headers, str(answer.body.get("error")), answer.status)
     except Exception as error:  # the answer stands even when the record cannot be written
         log.error("could not record a rejected webhook body: %s", error)
+
+
+def refuse_too_large(headers: Mapping[str, str], limit: int, gateway: Gateway) -> Answer:
+    """The 413 for a body over MAX_BODY_BYTES, recorded (without the body) like any refusal."""
+    answer = Answer(413, {"error": f"$: body over the limit of {limit} bytes"})
+    record_rejection(b"", headers, answer, gateway)
+    return answer

@@ -10,12 +10,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from whatsapp_api_integration.core.signature import handshake_challenge
 from whatsapp_api_integration.web.intake import (
     Answer,
-    kept_headers,
     receive,
-    record_rejection,
+    refuse_too_large,
 )
 
-__all__ = ["Answer", "blueprint", "kept_headers", "read_body", "receive", "too_large"]
+__all__ = ["Answer", "blueprint", "read_body", "receive", "too_large"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +80,5 @@ def read_body(limit: int) -> bytes | None:
 def too_large(length: int | None, limit: int) -> tuple[Response, int]:
     size = f"{length} bytes" if length is not None else "a streamed body"
     log.warning("webhook body refused: %s is over MAX_BODY_BYTES=%d", size, limit)
-    answer = Answer(413, {"error": f"$: body over the limit of {limit} bytes"})
-    record_rejection(b"", dict(request.headers.items()), answer, _state().gateway)
+    answer = refuse_too_large(dict(request.headers.items()), limit, _state().gateway)
     return jsonify(answer.body), answer.status

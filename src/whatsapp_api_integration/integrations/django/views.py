@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from whatsapp_api_integration.core.signature import handshake_challenge
 from whatsapp_api_integration.integrations.django import runtime
-from whatsapp_api_integration.web.intake import Answer, kept_headers, receive
+from whatsapp_api_integration.web.intake import Answer, receive, refuse_too_large
 
 if TYPE_CHECKING:
     from whatsapp_api_integration.pipeline.gateway import Gateway
@@ -76,12 +76,7 @@ def webhook_answer(request: HttpRequest) -> Answer | HttpResponse:
         log.warning(
             "webhook body refused: %s bytes is over MAX_BODY_BYTES=%d", declared or "?", limit
         )
-        answer = Answer(413, {"error": f"$: body over the limit of {limit} bytes"})
-        try:
-            gateway.reject(b"", kept_headers(headers), str(answer.body["error"]), 413)
-        except Exception as error:
-            log.error("could not record a rejected webhook body: %s", error)
-        return answer
+        return refuse_too_large(headers, limit, gateway)
     return receive(body, headers, settings, gateway)
 
 
