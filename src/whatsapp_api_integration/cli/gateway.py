@@ -211,10 +211,10 @@ def _register_worker(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def worker(args: argparse.Namespace) -> int:
-    """Work jobs with WORKERS threads (at least one) until SIGTERM or SIGINT, then let the
-    jobs in hand finish for up to SHUTDOWN_GRACE_SECONDS; jobs still running then are given
-    back to the queue, for another worker to take at once. A second signal gives them back
-    at once."""
+    """Work up to WORKERS jobs at once (at least one) on an event loop until SIGTERM or
+    SIGINT, then let the jobs in hand finish for up to SHUTDOWN_GRACE_SECONDS; jobs still
+    running then are given back to the queue, for another worker to take at once. A second
+    signal gives them back at once."""
     from whatsapp_api_integration.pipeline.process import (
         stop_on_signals,
         worker_process_settings,
@@ -222,7 +222,7 @@ def worker(args: argparse.Namespace) -> int:
 
     settings = worker_process_settings(_settings_or_exit())
     _configure_logging(settings)
-    threads = settings.workers
+    in_flight = settings.workers
     gateway = build_gateway(settings)
     stop = stop_on_signals(gateway)
     log = logging.getLogger(__name__)
@@ -230,15 +230,15 @@ def worker(args: argparse.Namespace) -> int:
         f"{settings.send_rate:g}/s burst {settings.send_burst}" if settings.send_rate else "off"
     )
     log.info(
-        "worker: mode %s, backend %s, %d thread(s), lease %gs, grace %gs, pacing %s",
+        "worker: mode %s, backend %s, up to %d job(s) at once, lease %gs, grace %gs, pacing %s",
         settings.mode,
         settings.answer_backend,
-        threads,
+        in_flight,
         settings.job_lease_seconds,
         settings.shutdown_grace_seconds,
         pacing,
     )
-    gateway.start()
+    gateway.start(event_loop=True)
     while not stop.wait(1.0):
         pass
     log.info(

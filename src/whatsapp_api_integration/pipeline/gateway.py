@@ -2,13 +2,17 @@
 
 `Gateway.accept` is what a webhook calls once the body is verified and parsed: one transaction
 stores the body, one row per message (unique on provider and wamid, so a redelivery is a
-duplicate) and the statuses; the host answers 200 after it returns. Worker threads (`start`)
-or a worker process (`run_worker`) claim each contact's next message, and a `JobRunner` asks
-the backend and sends the replies.
+duplicate) and the statuses; the host answers 200 after it returns. Workers claim each
+contact's next message, and a `JobRunner` asks the backend and sends the replies: either
+worker threads, one job each (`start()`, what a web process or Rasa hosts), or one event loop
+with up to `workers` jobs in flight (`start(event_loop=True)`, the worker process), where a
+slow bot costs an awaiting task per message instead of a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -18,6 +22,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +40,11 @@ from whatsapp_api_integration.store import (
     DeadLetter,
     EventRecord,
     InboundRecord,
+    Job,
     StatusRecord,
     Store,
 )
-from whatsapp_api_integration.store.listen import JobListener
+from whatsapp_api_integration.store.listen import Listener
 
 logger = logging.getLogger("whatsapp_api_integration.pipeline")
 
@@ -116,12 +122,14 @@ class Gateway:
         self._next_due: float | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # The worker event loop's (loop, signal) while it runs: `wake` sets the signal.
+        self._loop_signal: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self.leases = LeaseKeeper(self.store, config.lease_seconds)
         self.pacer = Pacer(self.store, rate=config.send_rate, burst=config.send_burst)
         self._halt = threading.Event()  # set when stopping jobs that could not finish in time
         # Told of each reply WhatsApp reports as failed (e.g. to tell the bot); must not block.
         self.on_failed_reply: Callable[[FailedReply], None] | None = None
-        self._listener: JobListener | None = None  # PostgreSQL: other processes' new work
+        self._listener: Listener | None = None  # other processes' new work (store/listen.py)
         # What every send goes through, replies and proactive messages alike (pacing, halt).
         self.paced_senders = self._paced(self.senders)
         self._runner = JobRunner(
@@ -324,27 +332,47 @@ class Gateway:
     # ---- workers --------------------------------------------------------------------------
 
     def wake(self) -> None:
+        """New work: wake one idle thread. A thread that claims a job wakes the next one
+        (`_claimed`), so a burst spreads over as many threads as it has jobs, while a
+        single message does not send every idle thread to the database for nothing."""
         with self._wakeup:
             self._generation += 1
-            self._wakeup.notify_all()
+            self._wakeup.notify()
+        self._signal_loop()
+
+    def _signal_loop(self) -> None:
+        signal = self._loop_signal
+        if signal is not None:
+            loop, event = signal
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(event.set)
+
+    def _claimed(self) -> None:
+        with self._wakeup:
+            self._wakeup.notify()
 
     def _retry_scheduled(self, due: float) -> None:
         with self._wakeup:
             if self._next_due is None or due < self._next_due:
                 self._next_due = due
-            self._wakeup.notify_all()
+            self._wakeup.notify()  # one thread recomputes its timeout; it chains the rest
 
     def _idle(self, seen: int, stop_event: threading.Event) -> None:
         with self._wakeup:
             if self._generation != seen or stop_event.is_set():
                 return
-            timeout = self.config.poll_interval_seconds
-            if self._next_due is not None:
-                until_due = self._next_due - time.time()
-                if until_due <= 0:
-                    self._next_due = None
-                timeout = max(0.0, min(timeout, until_due))
-            self._wakeup.wait(timeout)
+            self._wakeup.wait(self._idle_timeout())
+
+    def _idle_timeout(self) -> float:
+        """How long a worker with nothing to do waits before looking again: the poll
+        interval, or less when a retry falls due sooner (call with `_wakeup` held)."""
+        timeout = self.config.poll_interval_seconds
+        if self._next_due is not None:
+            until_due = self._next_due - time.time()
+            if until_due <= 0:
+                self._next_due = None
+            timeout = max(0.0, min(timeout, until_due))
+        return timeout
 
     def _owner(self) -> str:
         thread = threading.current_thread().name
@@ -364,6 +392,7 @@ class Gateway:
             if job is None:
                 self._idle(seen, stop_event)
                 continue
+            self._claimed()
             try:
                 with self.leases.holding(job):
                     self._runner.work(job)
@@ -371,16 +400,88 @@ class Gateway:
                 logger.exception("job %s (wamid %s): outcome not recorded", job.id, job.wamid)
                 stop_event.wait(self.config.poll_interval_seconds)
 
-    def start(self) -> None:
-        """Start `workers` worker threads."""
+    async def run_event_loop_worker(self, stop_event: threading.Event, in_flight: int) -> None:
+        """Claim jobs and work up to `in_flight` of them at once on this event loop, until
+        `stop_event` is set; then let those in hand finish until they do or `abandon()`
+        gives them back. Store calls are brief and run on the loop; a backend without
+        `answer_async` and the sends (paced, blocking) run on a pool of threads."""
+        loop = asyncio.get_running_loop()
+        signal = asyncio.Event()
+        self._loop_signal = (loop, signal)
+        tasks: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            signal.set()  # a free slot, and maybe the contact's next message is claimable
+
+        executor = ThreadPoolExecutor(
+            max_workers=min(in_flight, 64), thread_name_prefix="whatsapp-worker"
+        )
+        try:
+            while not stop_event.is_set():
+                signal.clear()
+                timeout: float | None = None
+                while len(tasks) < in_flight and not stop_event.is_set():
+                    try:
+                        job = self.store.claim(self._owner(), self.config.lease_seconds)
+                    except Exception:
+                        logger.exception("claiming a job failed; trying again shortly")
+                        timeout = self.config.poll_interval_seconds
+                        break
+                    if job is None:
+                        with self._wakeup:
+                            timeout = self._idle_timeout()
+                        break
+                    task = loop.create_task(self._work_on_loop(job, executor))
+                    tasks.add(task)
+                    task.add_done_callback(finished)
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                    await asyncio.wait_for(signal.wait(), timeout)
+            while tasks and not self._halt.is_set():  # stopping: the jobs in hand finish
+                signal.clear()
+                await signal.wait()
+            for task in tasks:  # given back by `abandon()`: another worker redoes them
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self._loop_signal = None
+            executor.shutdown(wait=False, cancel_futures=True)
+            for resource in (self.backend, *self.senders.values()):
+                aclose = getattr(resource, "aclose", None)
+                if aclose is not None:  # their loop-bound sessions close on this loop
+                    with contextlib.suppress(Exception):
+                        await aclose()
+
+    async def _work_on_loop(self, job: Job, executor: ThreadPoolExecutor) -> None:
+        try:
+            with self.leases.holding(job):
+                await self._runner.work_async(job, executor)
+        except Exception:  # the store failed while recording an outcome
+            logger.exception("job %s (wamid %s): outcome not recorded", job.id, job.wamid)
+
+    def start(self, *, event_loop: bool = False) -> None:
+        """Start `workers` worker threads, or with `event_loop` one thread running an event
+        loop that works up to `workers` jobs at once (`run_event_loop_worker`)."""
         if self._threads:
             return
         self._stop.clear()
         self._halt.clear()
         if self.config.workers > 0 and self._listener is None:
-            self._listener = self.store.job_listener(self.wake)
+            self._listener = self.store.job_listener(
+                self.wake, interval=min(0.01, self.config.poll_interval_seconds)
+            )
             if self._listener is not None:
                 self._listener.start()
+        if event_loop and self.config.workers > 0:
+            in_flight = self.config.workers
+            thread = threading.Thread(
+                target=lambda: asyncio.run(self.run_event_loop_worker(self._stop, in_flight)),
+                name="whatsapp-worker-loop",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+            return
         for number in range(self.config.workers):
             thread = threading.Thread(
                 target=self.run_worker,
@@ -399,6 +500,7 @@ class Gateway:
         self._stop.set()
         with self._wakeup:
             self._wakeup.notify_all()
+        self._signal_loop()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -422,7 +524,9 @@ class Gateway:
         that cannot wait); how many jobs were released."""
         self._stop.set()
         self._halt.set()
-        return self.leases.release_all()
+        released = self.leases.release_all()
+        self._signal_loop()
+        return released
 
     def close(self) -> None:
         """Stop the workers, close the senders and the backend, release the database."""

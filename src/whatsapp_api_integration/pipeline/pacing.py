@@ -28,10 +28,13 @@ Meta's throttling answers:
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -116,8 +119,6 @@ class Pacer:
     async def acquire_async(self, key: str) -> float:
         """`acquire` for an event loop: the database call runs in a thread, the waits are
         `asyncio.sleep`."""
-        import asyncio
-
         if not self.enabled:
             return 0.0
         while True:
@@ -243,16 +244,53 @@ class PacedSender:
             else:
                 result = self.sender.send(phone_number_id, message, recipient, reply_to=reply_to)
         except SendError as error:
-            if error.code == THROUGHPUT_REACHED:
-                metrics.THROTTLED.labels(code=str(error.code)).inc()
-                self._throughput_reached(key, error)
-            elif error.code == PAIR_RATE_LIMIT:
-                metrics.THROTTLED.labels(code=str(error.code)).inc()
-                self._pair_limited(pair, error)
+            self._refused(key, pair, error)
             raise
+        self._accepted(key, pair)
+        return result
+
+    async def send_async(
+        self,
+        phone_number_id: str,
+        message: OutgoingMessage,
+        recipient: Recipient,
+        executor: Executor | None = None,
+    ) -> SendResult:
+        """`send` on an event loop: the wait for a turn is awaited, and the send too when the
+        sender has `send_async`; otherwise it runs on `executor`'s threads."""
+        key = f"{self.sender.provider}:{phone_number_id}"
+        if self.pacer is not None:
+            waited = await self.pacer.acquire_async(key)
+            if self.pacer.enabled:
+                metrics.PACING_WAIT.observe(waited)
+        if self.halt is not None and self.halt.is_set():
+            raise SendError("not sent: this process is stopping", retryable=True)
+        pair = f"{key}:{recipient.wa_id or recipient.user_id}"
+        send_async = getattr(self.sender, "send_async", None)
+        try:
+            if send_async is not None:
+                result: SendResult = await send_async(phone_number_id, message, recipient)
+            else:
+                loop = asyncio.get_running_loop()
+                send = functools.partial(self.sender.send, phone_number_id, message, recipient)
+                result = await loop.run_in_executor(executor, send)
+        except SendError as error:
+            self._refused(key, pair, error)
+            raise
+        self._accepted(key, pair)
+        return result
+
+    def _accepted(self, key: str, pair: str) -> None:
         self._throughput.clear(key)
         self._pairs.clear(pair)
-        return result
+
+    def _refused(self, key: str, pair: str, error: SendError) -> None:
+        if error.code == THROUGHPUT_REACHED:
+            metrics.THROTTLED.labels(code=str(error.code)).inc()
+            self._throughput_reached(key, error)
+        elif error.code == PAIR_RATE_LIMIT:
+            metrics.THROTTLED.labels(code=str(error.code)).inc()
+            self._pair_limited(pair, error)
 
     def _throughput_reached(self, key: str, error: SendError) -> None:
         streak = self._throughput.hit(key)

@@ -7,6 +7,11 @@ What makes a retry safe:
   and marked accepted with its wamid right after its send, so a retry skips replies already
   accepted and sends the others in their order.
 
+The job is written once, as a generator (`_steps`) that yields its two kinds of waiting, asking
+the backend (`_Ask`) and sending a reply (`_Send`), and gets their answers back: a thread
+drives it with blocking calls (`work`), an event loop with awaits (`work_async`), so one worker
+process holds hundreds of slow backend calls in flight without a thread for each.
+
 The one window no design closes (DESIGN.md §10): the process dies after the provider accepted
 a reply and before `Store.reply_accepted` committed its wamid. The reply then stays `pending` and
 is sent again when the job is retried, so the contact may see it twice. The window is one
@@ -15,14 +20,17 @@ database write long.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from whatsapp_api_integration.backends import Backend, BackendError
-from whatsapp_api_integration.core.contract import to_incoming
+from whatsapp_api_integration.core.contract import IncomingMessage, to_incoming
 from whatsapp_api_integration.core.events import Message, Provider, Recipient
 from whatsapp_api_integration.core.inbound import parse_webhook
 from whatsapp_api_integration.core.outbound import (
@@ -45,6 +53,27 @@ logger = logging.getLogger("whatsapp_api_integration.pipeline")
 
 class _FinalError(Exception):
     """A failure no retry can fix (a missing sender, a reply the provider cannot express)."""
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """Step: ask the backend; answered with its responses."""
+
+    incoming: IncomingMessage
+
+
+@dataclass(frozen=True)
+class _Send:
+    """Step: send one reply; answered with the provider's `SendResult`."""
+
+    sender: Sender
+    phone_number_id: str
+    message: OutgoingMessage
+    recipient: Recipient
+
+
+_Step = _Ask | _Send
+_Steps = Generator[_Step, Any, None]
 
 
 class JobRunner:
@@ -82,15 +111,77 @@ class JobRunner:
 
     def work(self, job: Job) -> None:
         """Work `job` to one outcome: answered, ignored, retry scheduled or dead letter."""
+        if self._gave_up(job):
+            return
+        try:
+            steps = self._steps(job)
+            answer: Any = None
+            failure: Exception | None = None
+            while True:
+                try:
+                    step = steps.send(answer) if failure is None else steps.throw(failure)
+                except StopIteration:
+                    return
+                try:
+                    answer, failure = self._perform(step), None
+                except Exception as error:  # handed to the job, which decides
+                    answer, failure = None, error
+        except Exception as error:
+            self._settle(job, error)
+
+    async def work_async(self, job: Job, executor: Executor) -> None:
+        """`work` on an event loop: a backend with `answer_async` is awaited; a blocking
+        backend and the (paced, blocking) sends run on `executor`'s threads."""
+        if self._gave_up(job):
+            return
+        try:
+            steps = self._steps(job)
+            answer: Any = None
+            failure: Exception | None = None
+            while True:
+                try:
+                    step = steps.send(answer) if failure is None else steps.throw(failure)
+                except StopIteration:
+                    return
+                try:
+                    answer, failure = await self._perform_async(step, executor), None
+                except Exception as error:
+                    answer, failure = None, error
+        except Exception as error:
+            self._settle(job, error)
+
+    def _perform(self, step: _Step) -> Any:
+        if isinstance(step, _Ask):
+            return self.backend.answer(step.incoming)
+        return step.sender.send(step.phone_number_id, step.message, step.recipient)
+
+    async def _perform_async(self, step: _Step, executor: Executor) -> Any:
+        loop = asyncio.get_running_loop()
+        if isinstance(step, _Ask):
+            answer_async = getattr(self.backend, "answer_async", None)
+            if answer_async is not None:
+                return await answer_async(step.incoming)
+            return await loop.run_in_executor(executor, self.backend.answer, step.incoming)
+        send_async = getattr(step.sender, "send_async", None)  # a PacedSender has it
+        if send_async is not None:
+            return await send_async(step.phone_number_id, step.message, step.recipient, executor)
+        send = functools.partial(
+            step.sender.send, step.phone_number_id, step.message, step.recipient
+        )
+        return await loop.run_in_executor(executor, send)
+
+    def _gave_up(self, job: Job) -> bool:
         if job.attempts > self.max_attempts:
             # Only a job whose worker kept dying (lease expired) gets here.
             self._dead(job, f"gave up after {job.attempts - 1} attempts", retryable=True)
-            return
-        try:
-            self._work(job)
-        except BackendError as error:
+            return True
+        return False
+
+    def _settle(self, job: Job, error: Exception) -> None:
+        """The outcome of a job that failed with `error`: a retry later or a dead letter."""
+        if isinstance(error, BackendError):
             self._failed(job, f"backend: {error}", retryable=error.retryable)
-        except SendError as error:
+        elif isinstance(error, SendError):
             self._failed(
                 job,
                 f"send: {error}",
@@ -98,13 +189,13 @@ class JobRunner:
                 retry_after=error.retry_after,
                 send=True,
             )
-        except (_FinalError, UnsupportedMessageError) as error:
+        elif isinstance(error, (_FinalError, UnsupportedMessageError)):
             self._failed(job, str(error), retryable=False)
-        except Exception as error:  # a bug or an outage we did not foresee: retry, then give up
-            logger.exception("job %s (wamid %s) failed unexpectedly", job.id, job.wamid)
+        else:  # a bug or an outage we did not foresee: retry, then give up
+            logger.error("job %s (wamid %s) failed unexpectedly", job.id, job.wamid, exc_info=error)
             self._failed(job, f"{type(error).__name__}: {error}", retryable=True)
 
-    def _work(self, job: Job) -> None:
+    def _steps(self, job: Job) -> _Steps:
         message = self._message(job)
         responses = job.responses
         asked = responses is None
@@ -117,7 +208,7 @@ class JobRunner:
                 logger.info("wamid %s (%s): not for a backend", job.wamid, message.type)
                 return
             started = time.monotonic()
-            responses = self.backend.answer(incoming)
+            responses = yield _Ask(incoming)
             metrics.BACKEND_LATENCY.observe(time.monotonic() - started)
         rendered = render(responses, self.render_options)
         for warning in rendered.warnings:
@@ -148,7 +239,10 @@ class JobRunner:
             assert sender is not None
             assert phone_number_id is not None
             last = reply is pending[-1]
-            if not self._send(job, sender, phone_number_id, recipient, rendered, reply, last):
+            ours = yield from self._send(
+                job, sender, phone_number_id, recipient, rendered, reply, last
+            )
+            if not ours:
                 self._lost(job)
                 return
         metrics.MESSAGES_PROCESSED.inc()
@@ -189,11 +283,11 @@ class JobRunner:
         rendered: RenderResult,
         reply: OutboundRecord,
         last: bool,
-    ) -> bool:
+    ) -> Generator[_Step, Any, bool]:
         """Send one recorded reply and record its id; False if the job was taken from us."""
         started = time.monotonic()
         try:
-            result = sender.send(phone_number_id, rendered.messages[reply.seq], recipient)
+            result = yield _Send(sender, phone_number_id, rendered.messages[reply.seq], recipient)
         except SendError as error:
             self.store.outbound_failed(reply.id, str(error))
             raise
@@ -284,13 +378,15 @@ class JobRunner:
     def _resolve_payload(self, choice_id: str) -> str | None:
         return self.store.resolve_payload(choice_id) if is_payload_ref(choice_id) else None
 
-    def _parse_body(self, body_id: int, provider: Provider) -> dict[str, Message]:
-        events = parse_webhook(self.store.body(body_id), provider)
+    def _parse_body(
+        self, body_id: int, provider: Provider, body: bytes | None
+    ) -> dict[str, Message]:
+        events = parse_webhook(body if body is not None else self.store.body(body_id), provider)
         return {event.id: event for event in events if isinstance(event, Message)}
 
     def _message(self, job: Job) -> Message:
         provider: Provider = "serpro" if job.provider == "serpro" else "cloud_api"
-        message = self._messages_of_body(job.body_id, provider).get(job.wamid)
+        message = self._messages_of_body(job.body_id, provider, job.body).get(job.wamid)
         if message is None:
             raise _FinalError(f"message {job.wamid} not found in its stored body {job.body_id}")
         return message

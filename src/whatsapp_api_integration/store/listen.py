@@ -1,11 +1,15 @@
-"""PostgreSQL only: tell worker processes at once that a web process stored new work.
+"""Tell worker processes at once that another process stored new work.
 
 Worker threads that find nothing to do look again every `poll_interval_seconds`; within one
-process the webhook wakes them directly. Across processes and machines the web process sends a
-`NOTIFY` after storing new messages and each worker process `LISTEN`s on one connection of its
-own, so an idle worker claims a new message within milliseconds instead of up to a poll
-interval later. Polling stays as the safety net: a lost notification (the listening connection
-dropped, a driver that cannot wait with a timeout) only costs that interval.
+process the webhook wakes them directly. Across processes:
+- PostgreSQL: the web process sends a `NOTIFY` after storing new messages and each worker
+  process `LISTEN`s on one connection of its own (`JobListener`);
+- SQLite: every process is on one machine, and `PRAGMA data_version` changes when another
+  connection commits; one thread per worker process reads it every few milliseconds
+  (`ChangeWatcher`, microseconds each), so the separate worker process `serve` starts sees a
+  new message within milliseconds instead of up to a poll interval later.
+Polling stays as the safety net: a lost notification (the listening connection dropped, a
+driver that cannot wait with a timeout) only costs that interval.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import select
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -27,6 +31,12 @@ CHANNEL = "whatsapp_gateway_jobs"
 def notify(connection: Connection) -> None:
     """Queue a notification, delivered to listeners when this transaction commits."""
     connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
+class Listener(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class JobListener:
@@ -108,3 +118,52 @@ def _waiter(driver: Any) -> Callable[[float], bool] | None:
 
         return wait_psycopg2
     return None
+
+
+class ChangeWatcher:
+    """SQLite: a thread that calls `on_work()` when another connection committed.
+
+    Its own commits are "another connection" too, so a busy worker process is told of its
+    own writes as well; that only wakes an idle thread (if any) to look for work.
+    """
+
+    def __init__(self, engine: Engine, on_work: Callable[[], None], interval: float) -> None:
+        self.engine = engine
+        self.on_work = on_work
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="whatsapp-job-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.interval + 2.0)
+        self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._watch()
+            except Exception as error:  # the file went away or is locked: poll meanwhile
+                logger.warning("watching for new jobs failed (%s); polling meanwhile", error)
+                self._stop.wait(5.0)
+
+    def _watch(self) -> None:
+        pooled = self.engine.raw_connection()
+        try:
+            cursor = pooled.cursor()
+            seen = None
+            while not self._stop.wait(self.interval):
+                version = cursor.execute("PRAGMA data_version").fetchone()
+                if seen is not None and version != seen:
+                    self.on_work()
+                seen = version
+        finally:
+            pooled.invalidate()  # a connection held for the process's life: not the pool's

@@ -19,9 +19,11 @@ from sqlalchemy import (
     Float,
     and_,
     bindparam,
+    case,
     false,
     func,
     literal,
+    null,
     or_,
     select,
     text,
@@ -134,6 +136,7 @@ class Job:
     attempts: int
     responses: list[dict[str, Any]] | None
     owner: str
+    body: bytes | None = None  # the stored webhook body it came in, read with the claim
 
 
 @dataclass(frozen=True)
@@ -542,6 +545,7 @@ class Store:
             attempts=row["attempts"] + 1,
             responses=json.loads(row["responses"]) if row["responses"] is not None else None,
             owner=owner,
+            body=bytes(row["webhook_body"]) if row["webhook_body"] is not None else None,
         )
 
     def _fenced(self, job: Job) -> Any:
@@ -932,9 +936,17 @@ class Store:
             with self._write() as connection:
                 listen.notify(connection)
 
-    def job_listener(self, on_work: Callable[[], None]) -> listen.JobListener | None:
-        """A listener calling `on_work` when another process announces work (PostgreSQL)."""
-        return listen.JobListener(self.engine, on_work) if self.dialect == "postgresql" else None
+    def job_listener(
+        self, on_work: Callable[[], None], *, interval: float = 0.01
+    ) -> listen.Listener | None:
+        """A thread calling `on_work` when another process stores work: PostgreSQL's
+        notifications, or SQLite's commit counter read every `interval` seconds (not for an
+        in-memory database, which no other process sees)."""
+        if self.dialect == "postgresql":
+            return listen.JobListener(self.engine, on_work)
+        if self._lock_reads:  # in-memory SQLite: one process, woken directly
+            return None
+        return listen.ChangeWatcher(self.engine, on_work, interval)
 
     # ---- views ----------------------------------------------------------------------------
 
@@ -1167,6 +1179,9 @@ def _goes_before(other: Any, started: Any, written: Any, message_id: Any) -> Any
     )
 
 
+_BODY_WITH_CLAIM = 64 * 1024
+
+
 def _claim_queries(*, for_update: bool) -> tuple[Any, ...]:
     """The queries `Store.claim` tries in turn, built once (`:now` bound at each call).
 
@@ -1196,7 +1211,19 @@ def _claim_queries(*, for_update: bool) -> tuple[Any, ...]:
             ~in_flight_elsewhere.exists(),
         ),
     ):
-        query = select(m).where(condition).order_by(m.c.id).limit(1)
+        # A small body comes with the claim: a read transaction less per job. A large one
+        # (many messages in one body) is read once by the worker, which keeps a few parsed.
+        small_body = case(
+            (webhook_bodies.c.body_length <= _BODY_WITH_CLAIM, webhook_bodies.c.body),
+            else_=null(),
+        )
+        query = (
+            select(m, small_body.label("webhook_body"))
+            .join_from(m, webhook_bodies, webhook_bodies.c.id == m.c.body_id)
+            .where(condition)
+            .order_by(m.c.id)
+            .limit(1)
+        )
         if for_update:  # PostgreSQL: rows another transaction is claiming are skipped
             query = query.with_for_update(skip_locked=True, of=m)
         queries.append(query)
