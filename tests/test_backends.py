@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import types
 from collections.abc import Iterator
@@ -34,9 +35,29 @@ def incoming(text: str = "oi") -> IncomingMessage:
     return result
 
 
-def test_rasa_gets_sender_message_and_metadata(fake_rasa: FakeRasa) -> None:
+@pytest.fixture(params=["thread", "event loop"])
+def way(request: pytest.FixtureRequest) -> str:
+    """Each Rasa test runs twice: `answer` (httpx, worker threads) and `answer_async`
+    (aiohttp, the worker process's event loop) must behave the same."""
+    return str(request.param)
+
+
+def ask(backend: RasaBackend, way: str, message: IncomingMessage) -> list[dict[str, Any]]:
+    if way == "thread":
+        return backend.answer(message)
+
+    async def on_a_loop() -> list[dict[str, Any]]:
+        try:
+            return await backend.answer_async(message)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(on_a_loop())
+
+
+def test_rasa_gets_sender_message_and_metadata(way: str, fake_rasa: FakeRasa) -> None:
     backend = RasaBackend(fake_rasa.url + "/", timeout=5)
-    answer = backend.answer(incoming("olá"))
+    answer = ask(backend, way, incoming("olá"))
     backend.close()
 
     assert answer == [{"recipient_id": "+5561987654321", "text": "Você disse: olá"}]
@@ -57,23 +78,23 @@ def test_rasa_gets_sender_message_and_metadata(fake_rasa: FakeRasa) -> None:
     ],
 )
 def test_rasa_failures_say_whether_to_retry(
-    fake_rasa: FakeRasa, status: int, document: Any, retryable: bool, says: str
+    way: str, fake_rasa: FakeRasa, status: int, document: Any, retryable: bool, says: str
 ) -> None:
     fake_rasa.script((status, document))
     backend = RasaBackend(fake_rasa.url, timeout=5)
     with pytest.raises(BackendError, match=says) as raised:
-        backend.answer(incoming())
+        ask(backend, way, incoming())
     backend.close()
     assert raised.value.retryable is retryable
 
 
-def test_rasa_unreachable_or_slow_is_retryable(fake_rasa: FakeRasa) -> None:
+def test_rasa_unreachable_or_slow_is_retryable(way: str, fake_rasa: FakeRasa) -> None:
     with pytest.raises(BackendError, match="unreachable") as refused:
-        RasaBackend(closed_port_url(), timeout=2).answer(incoming())
+        ask(RasaBackend(closed_port_url(), timeout=2), way, incoming())
     assert refused.value.retryable
     fake_rasa.delay = 0.5
     with pytest.raises(BackendError, match="timed out") as slow:
-        RasaBackend(fake_rasa.url, timeout=0.1).answer(incoming())
+        ask(RasaBackend(fake_rasa.url, timeout=0.1), way, incoming())
     assert slow.value.retryable
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -12,8 +13,8 @@ from fakes import (
     fake_graph_fixture,  # noqa: F401 (a fixture)
 )
 from whatsapp_api_integration.core.events import Recipient
-from whatsapp_api_integration.core.outbound import render
-from whatsapp_api_integration.providers import SendError
+from whatsapp_api_integration.core.outbound import OutgoingMessage, render
+from whatsapp_api_integration.providers import SendError, SendResult
 from whatsapp_api_integration.providers.cloud_api import CloudApiClient, parse_retry_after
 
 pytestmark = pytest.mark.timeout(30)
@@ -30,9 +31,31 @@ def client(graph: FakeGraph) -> CloudApiClient:
     return CloudApiClient(TOKEN, base_url=graph.url, api_version="v23.0")
 
 
-def test_send_posts_the_rendered_body_with_the_token(fake_graph: FakeGraph) -> None:
+@pytest.fixture(params=["thread", "event loop"])
+def way(request: pytest.FixtureRequest) -> str:
+    """Each sending test runs twice: `send` (httpx, worker threads) and `send_async`
+    (aiohttp, the worker process's event loop) must behave the same."""
+    return str(request.param)
+
+
+def send(
+    api: CloudApiClient, way: str, number: str, message: OutgoingMessage, to: Recipient
+) -> SendResult:
+    if way == "thread":
+        return api.send(number, message, to)
+
+    async def on_a_loop() -> SendResult:
+        try:
+            return await api.send_async(number, message, to)
+        finally:
+            await api.aclose()
+
+    return asyncio.run(on_a_loop())
+
+
+def test_send_posts_the_rendered_body_with_the_token(way: str, fake_graph: FakeGraph) -> None:
     api = client(fake_graph)
-    result = api.send("123", text("olá"), Recipient(wa_id="5561987654321"))
+    result = send(api, way, "123", text("olá"), Recipient(wa_id="5561987654321"))
     api.close()
 
     assert result.message_id == "wamid.fake.1"
@@ -59,19 +82,19 @@ def test_send_posts_the_rendered_body_with_the_token(fake_graph: FakeGraph) -> N
     ],
 )
 def test_errors_are_classified_on_the_code_first(
-    fake_graph: FakeGraph, status: int, code: int | None, retryable: bool
+    way: str, fake_graph: FakeGraph, status: int, code: int | None, retryable: bool
 ) -> None:
     document = {"error": {"message": "boom", "code": code}} if code is not None else {"x": 1}
     fake_graph.script((status, document))
     api = client(fake_graph)
     with pytest.raises(SendError) as raised:
-        api.send("123", text("oi"), Recipient(wa_id="5561987654321"))
+        send(api, way, "123", text("oi"), Recipient(wa_id="5561987654321"))
     api.close()
     error = raised.value
     assert (error.retryable, error.code, error.http_status) == (retryable, code, status)
 
 
-def test_retry_after_and_error_details_are_kept(fake_graph: FakeGraph) -> None:
+def test_retry_after_and_error_details_are_kept(way: str, fake_graph: FakeGraph) -> None:
     fake_graph.script(
         (
             429,
@@ -87,7 +110,7 @@ def test_retry_after_and_error_details_are_kept(fake_graph: FakeGraph) -> None:
     )
     api = client(fake_graph)
     with pytest.raises(SendError, match="throughput has been reached") as raised:
-        api.send("123", text("oi"), Recipient(wa_id="5561987654321"))
+        send(api, way, "123", text("oi"), Recipient(wa_id="5561987654321"))
     api.close()
     assert raised.value.retry_after == 7.0
 
@@ -100,21 +123,21 @@ def test_parse_retry_after_reads_seconds_and_dates() -> None:
 
 
 def test_connection_errors_and_timeouts_are_retryable_and_never_show_the_token(
-    fake_graph: FakeGraph, caplog: pytest.LogCaptureFixture
+    way: str, fake_graph: FakeGraph, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = CloudApiClient(TOKEN, base_url=closed_port_url(), timeout=2)
     with caplog.at_level(logging.DEBUG), pytest.raises(SendError) as refused:
-        api.send("123", text("oi"), Recipient(wa_id="5561987654321"))
+        send(api, way, "123", text("oi"), Recipient(wa_id="5561987654321"))
     assert refused.value.retryable
     assert TOKEN not in str(refused.value)
     assert TOKEN not in caplog.text
 
 
-def test_an_accepted_answer_without_an_id_is_not_retried(fake_graph: FakeGraph) -> None:
+def test_an_accepted_answer_without_an_id_is_not_retried(way: str, fake_graph: FakeGraph) -> None:
     fake_graph.script((200, {"messages": []}))
     api = client(fake_graph)
     with pytest.raises(SendError, match=r"messages\[0\]\.id") as raised:
-        api.send("123", text("oi"), Recipient(wa_id="5561987654321"))
+        send(api, way, "123", text("oi"), Recipient(wa_id="5561987654321"))
     api.close()
     assert not raised.value.retryable
 
@@ -146,13 +169,13 @@ def test_a_token_is_required() -> None:
         CloudApiClient("")
 
 
-def test_an_error_that_repeats_the_token_has_it_masked(fake_graph: FakeGraph) -> None:
+def test_an_error_that_repeats_the_token_has_it_masked(way: str, fake_graph: FakeGraph) -> None:
     """The error's text is stored and shown (dead letters), where log redaction cannot reach."""
     echoed = f"Invalid OAuth access token - Cannot parse access token: Bearer {TOKEN}"
     fake_graph.script((401, {"error": {"message": echoed, "code": 190}}))
     api = client(fake_graph)
     with pytest.raises(SendError) as raised:
-        api.send("123", text("oi"), Recipient(wa_id="5561987654321"))
+        send(api, way, "123", text("oi"), Recipient(wa_id="5561987654321"))
     api.close()
     assert TOKEN not in str(raised.value)
     assert "Cannot parse access token: Bearer ****" in str(raised.value)

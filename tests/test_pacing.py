@@ -4,6 +4,7 @@ from a clock, so no timing decides these tests."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -190,6 +191,32 @@ def test_131056_delays_that_contact_only_and_more_each_time(
     assert waits == [1.0, 4.0, 16.0]  # Meta: retry after 4^X seconds
     sender.send("106540352242922", _text("outro contato"), Recipient(wa_id="5561922222222"))
     assert sleeps.asked == []  # the number was not paused for the others
+
+
+def test_send_async_keeps_the_same_bookkeeping(
+    stores: list[Store], fake_graph: FakeGraph, client: CloudApiClient
+) -> None:
+    """The worker process's event loop sends with `send_async`: 131056 grows the contact's
+    wait the same way, and another contact is not held back."""
+    sender = PacedSender(client, Pacer(stores[0], rate=10, burst=10))
+    crowded = Recipient(wa_id="5561911111111")
+
+    async def on_a_loop() -> list[float | None]:
+        waits = []
+        try:
+            for _ in range(3):
+                fake_graph.script(FakeGraph.error(131056, "pair rate limit hit"))
+                with pytest.raises(SendError) as caught:
+                    await sender.send_async("106540352242922", _text("de novo"), crowded)
+                waits.append(caught.value.retry_after)
+            other = Recipient(wa_id="5561922222222")
+            await sender.send_async("106540352242922", _text("outro contato"), other)
+        finally:
+            await client.aclose()
+        return waits
+
+    assert asyncio.run(on_a_loop()) == [1.0, 4.0, 16.0]
+    assert fake_graph.texts()[-1] == "outro contato"
 
 
 # ---- through the pipeline -------------------------------------------------------------------
