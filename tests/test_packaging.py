@@ -101,8 +101,10 @@ DISTRIBUTIONS = {
     "yaml": "PyYAML",
 }
 # Imported only when present (DRF; PyYAML for `lint`, which names the extra to install when
-# it is missing), or brought by another extra ([postgres], [server]) or by the host (Rasa).
+# it is missing; aiohttp for the worker process's event loop, which sends from threads
+# without it), or brought by another extra ([postgres], [server]) or by the host (Rasa).
 OPTIONAL = {
+    "aiohttp",
     "rest_framework",
     "yaml",
     "psycopg",
