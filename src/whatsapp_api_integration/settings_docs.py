@@ -203,12 +203,16 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     ),
     "WORKERS": SettingDoc(
         "store",
-        "Job threads (call the bot, send replies) of the worker process `serve` starts, and "
-        "of `whatsapp-gateway worker`. 0: `serve` works no jobs; run `whatsapp-gateway "
+        "Jobs in flight (bot calls, sends) of the worker process `serve` starts, and of "
+        "`whatsapp-gateway worker`, all on one event loop: a slow bot needs many (a bot taking "
+        "0.5 s answers about 2 x WORKERS messages a second). Where jobs run in a web, Rasa or "
+        "Django process, that many threads. 0: `serve` works no jobs; run `whatsapp-gateway "
         "worker` beside it.",
-        "Threads de trabalho (chamam o bot, enviam respostas) do processo worker que o "
-        "`serve` inicia, e do `whatsapp-gateway worker`. 0: o `serve` não trabalha; rode "
-        "`whatsapp-gateway worker` ao lado.",
+        "Jobs em andamento (chamadas ao bot, envios) do processo worker que o `serve` inicia, "
+        "e do `whatsapp-gateway worker`, todos num só event loop: um bot lento pede muitos (um "
+        "bot que leva 0,5 s responde cerca de 2 x WORKERS mensagens por segundo). Onde os jobs "
+        "rodam num processo web, do Rasa ou do Django, esse número de threads. 0: o `serve` "
+        "não trabalha; rode `whatsapp-gateway worker` ao lado.",
     ),
     "MAX_ATTEMPTS": SettingDoc(
         "store",
