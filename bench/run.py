@@ -91,7 +91,7 @@ class Options:
     bot_delay: float = 0.5
     connections: int = 32
     workers: int = 8
-    slow_workers: int = 160
+    slow_workers: int = 500
     postgres: str | None = None
     tool: str = "wrk"
     scenarios: tuple[str, ...] = ("S1", "S2", "S3", "S4")
@@ -693,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bot-delay", type=float, default=0.5, help="S3 bot delay, s (0.5)")
     parser.add_argument("--connections", type=int, default=32, help="load concurrency (32)")
     parser.add_argument("--workers", type=int, default=8, help="gateway WORKERS in S1/S2/S4")
-    parser.add_argument("--slow-workers", type=int, default=160, help="gateway WORKERS in S3")
+    parser.add_argument("--slow-workers", type=int, default=500, help="gateway WORKERS in S3 (500)")
     parser.add_argument("--postgres", help="PostgreSQL URL for S4 (default TEST_DATABASE_URL)")
     parser.add_argument("--scenarios", default="S1,S2,S3,S4", help="comma-separated")
     parser.add_argument("--targets", default="", help="comma-separated target slugs (all)")
