@@ -206,7 +206,7 @@ class Gateway:
             statuses=statuses,
             events=others,
         )
-        metrics.WEBHOOK_RECEIVED.labels(provider=provider or "unknown").inc()
+        metrics.webhook_received(provider or "unknown").inc()
         if counts.duplicates:
             metrics.MESSAGES_DUPLICATE.inc(counts.duplicates)
         self._log_accepted(counts.body_id, events, counts.orphan_statuses, counts.duplicates)

@@ -114,17 +114,17 @@ class DirectTransaction:
     """`Statements` on a DBAPI cursor, inside a `DirectConnection.transaction()`."""
 
     def __init__(self, cursor: Any, compiled: _Compiled, wrap: Any) -> None:
-        self._cursor = cursor
+        self.cursor = cursor
         self._compiled = compiled
-        self._wrap = wrap
+        self.wrap = wrap  # a driver error -> what SQLAlchemy would have raised
 
     def _run(self, kind: str, statement: Any, params: Mapping[str, Any]) -> Any:
         sql = self._compiled.sql(kind, statement, tuple(params))
         try:
-            self._cursor.execute(sql, params)
+            self.cursor.execute(sql, params)
         except Exception as error:
-            raise self._wrap(sql, error) from error
-        return self._cursor
+            raise self.wrap(sql, error) from error
+        return self.cursor
 
     def insert_id(self, table: Any, values: Mapping[str, Any]) -> int:
         cursor = self._run("insert_id", table, values)
@@ -161,6 +161,7 @@ class DirectConnection:
         self.postgresql = engine.dialect.name == "postgresql"
         self._compiled = _Compiled(engine)
         self._connection: Any = None  # SQLAlchemy's pool proxy of the DBAPI connection
+        self._statements: DirectTransaction | None = None  # on that connection's cursor
         self._used_at = 0.0
         dbapi = engine.dialect.dbapi
         assert dbapi is not None
@@ -170,23 +171,20 @@ class DirectConnection:
     def transaction(self) -> Iterator[DirectTransaction]:
         """A write transaction, committed (and flushed when durable) when the block ends."""
         with self.lock if self.lock is not None else contextlib.nullcontext():
-            connection = self._connect()
-            cursor = connection.cursor()
+            connection, statements = self._connect()
             try:
-                self._begin(cursor)
-                yield DirectTransaction(cursor, self._compiled, self._wrapper(connection, cursor))
+                self._begin(statements)
+                yield statements
                 try:
                     connection.commit()
                 except Exception as error:
-                    raise self._wrapper(connection, cursor)(_COMMIT, error) from error
+                    raise statements.wrap(_COMMIT, error) from error
             except BaseException:
                 if self._connection is connection:  # (not invalidated by the error)
                     self._rollback(connection)
                 raise
             finally:
                 self._used_at = time.monotonic()
-                with contextlib.suppress(Exception):
-                    cursor.close()
 
     @staticmethod
     def lost_before_commit(error: BaseException) -> bool:
@@ -199,28 +197,35 @@ class DirectConnection:
         )
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._statements = self._connection, None, None
         if connection is not None:
             with contextlib.suppress(Exception):
-                connection.close()
+                connection.close()  # the cursor with it
 
-    def _connect(self) -> Any:
+    def _connect(self) -> tuple[Any, DirectTransaction]:
         if (
             self._connection is not None
             and self.postgresql
             and time.monotonic() - self._used_at > IDLE_RECHECK_SECONDS
         ):
             self.close()
-        if self._connection is None:
+        if self._connection is None or self._statements is None:
             try:
-                self._connection = self.engine.raw_connection()
+                connection = self.engine.raw_connection()
             except self._dbapi_error as error:  # the pool lets the driver's error through
                 raise exc.DBAPIError.instance(
                     None, None, error, self._dbapi_error, dialect=self.engine.dialect
                 ) from error
-        return self._connection
+            # One cursor for the connection's life: a cursor per batch cost as much as a row.
+            cursor = connection.cursor()
+            self._connection = connection
+            self._statements = DirectTransaction(
+                cursor, self._compiled, self._wrapper(connection, cursor)
+            )
+        return self._connection, self._statements
 
-    def _begin(self, cursor: Any) -> None:
+    def _begin(self, statements: DirectTransaction) -> None:
+        cursor = statements.cursor
         try:
             if self.postgresql:
                 # psycopg begins a transaction at the first statement by itself.
@@ -234,7 +239,7 @@ class DirectConnection:
                 info[SYNCHRONOUS_INFO_KEY] = synchronous
             cursor.execute("BEGIN IMMEDIATE")
         except Exception as error:
-            raise self._wrapper(self._connection, cursor)("BEGIN", error) from error
+            raise statements.wrap("BEGIN", error) from error
 
     def _rollback(self, connection: Any) -> None:
         try:
@@ -242,7 +247,7 @@ class DirectConnection:
         except Exception:  # the connection is unusable: the next transaction takes another
             with contextlib.suppress(Exception):
                 connection.invalidate()
-            self._connection = None
+            self._connection = self._statements = None
 
     def _wrapper(self, connection: Any, cursor: Any) -> Any:
         def wrap(sql: str, error: Exception) -> BaseException:
@@ -253,7 +258,7 @@ class DirectConnection:
             if invalidated:
                 with contextlib.suppress(Exception):
                     connection.invalidate()
-                self._connection = None
+                self._connection = self._statements = None
             # The values are webhook bodies and contacts: kept out of the message (and logs).
             return exc.DBAPIError.instance(
                 sql,
