@@ -186,8 +186,12 @@ _UPDATE_OUTBOUND = update(outbound_messages).where(
 )
 
 
+# Built once: json.dumps with options builds an encoder per call.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _JSON_ENCODER.encode(value)
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -127,12 +127,13 @@ def install_request_accounting(app: Flask) -> None:
             # Pages that poll (the playground, the operator view) mark their reads quiet,
             # or their lines would bury everything else at INFO.
             level = logging.DEBUG if g.get("quiet_access_log") else logging.INFO
-            access_log.log(
-                level,
-                "%s %s %d %.1fms",
-                request.method,
-                request.path,
-                response.status_code,
-                elapsed * 1000,
-            )
+            if access_log.isEnabledFor(level):  # (request.path is decoded on first use)
+                access_log.log(
+                    level,
+                    "%s %s %d %.1fms",
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    elapsed * 1000,
+                )
         return response
