@@ -132,7 +132,8 @@ def test_the_depth_limit_is_exact_with_few_brackets_or_many() -> None:
     assert load_json("[" * MAX_DEPTH + "]" * MAX_DEPTH) is not None
     with pytest.raises(WebhookFormatError, match="nested deeper"):
         load_json("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
-    wide: list[list[list[int]]] = [[[] for _ in range(10)] for _ in range(10)]  # 111 brackets, 3 deep
+    # 111 brackets, 3 deep
+    wide: list[list[list[int]]] = [[[] for _ in range(10)] for _ in range(10)]
     assert load_json(json.dumps(wide)) == wide
     padded = "[" * MAX_DEPTH + '"' + "[" * 100 + '"' + "]" * MAX_DEPTH  # brackets in a string
     assert load_json(padded) is not None
