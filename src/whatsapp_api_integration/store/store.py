@@ -162,6 +162,7 @@ class DeadLetter:
 
 
 _INSERT_EVENT = webhook_events.insert()
+_NOTIFY_WORK = text("SELECT pg_notify(:channel, '')")
 _OUTBOUND_FOR_STATUS = (
     outbound_messages.c.id,
     outbound_messages.c.status,
@@ -295,6 +296,7 @@ class Store:
         threads comes first. An idle gateway commits each body alone, at once; a busy one
         pays one flush (milliseconds on a virtual disk) for many bodies. Should a batch
         fail, each of its bodies is tried again alone, so one body's error is its own.
+        On PostgreSQL, a batch with new work notifies the listening workers as it commits.
         """
         pending = _PendingAccept(
             body=body,
@@ -321,6 +323,12 @@ class Store:
         try:
             with self._accept_connection.transaction() as statements:
                 results = [self._accept_one(statements, item) for item in batch]
+                if self.dialect == "postgresql" and any(
+                    r.new_messages > r.ignored for r in results
+                ):
+                    # Delivered to the listening workers at this commit (store/listen.py):
+                    # no transaction of its own per webhook.
+                    statements.execute(_NOTIFY_WORK, {"channel": listen.CHANNEL})
         except Exception as error:
             if not reconnected and DirectConnection.lost_before_commit(error):
                 # What the pool's pre-ping did for each transaction (PostgreSQL restarted,
