@@ -202,7 +202,7 @@ def test_a_failing_body_fails_alone_and_its_batch_is_stored(any_store: Store) ->
 
 def test_postgresql_group_commit_survives_its_connection_being_cut(postgres_url: str) -> None:
     store = Store(postgres_url)
-    admin = sqlalchemy.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    admin = Store(postgres_url).engine
     try:
         store.migrate()
         pid = _accept_path_shows(store, "SELECT pg_backend_pid()")
