@@ -127,6 +127,18 @@ def test_nesting_just_over_the_limit_inside_an_unknown_field() -> None:
     assert len(parse_webhook(json.dumps(body))) == 1
 
 
+def test_the_depth_limit_is_exact_with_few_brackets_or_many() -> None:
+    # A body with at most MAX_DEPTH brackets is not walked; one with more is.
+    assert load_json("[" * MAX_DEPTH + "]" * MAX_DEPTH) is not None
+    with pytest.raises(WebhookFormatError, match="nested deeper"):
+        load_json("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
+    # 111 brackets, 3 deep
+    wide: list[list[list[int]]] = [[[] for _ in range(10)] for _ in range(10)]
+    assert load_json(json.dumps(wide)) == wide
+    padded = "[" * MAX_DEPTH + '"' + "[" * 100 + '"' + "]" * MAX_DEPTH  # brackets in a string
+    assert load_json(padded) is not None
+
+
 def test_duplicate_keys_are_allowed_last_wins() -> None:
     assert load_json('{"a": 1, "a": 2}') == {"a": 2}
 

@@ -519,3 +519,25 @@ def test_unknown_routes_answer_json_404(client: FlaskClient) -> None:
     response = client.get("/nothing-here")
     assert response.status_code == 404
     assert "error" in (response.json or {})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "stored", "new_messages": 1, "duplicates": 0, "statuses": 2, "ignored": 0},
+        {"error": '$.entry[0]: não é um objeto "válido" </script>'},
+        {"error": "store unavailable, retry later"},
+    ],
+)
+def test_webhook_answers_are_written_as_jsonify_writes_them(body: dict[str, Any]) -> None:
+    from flask import jsonify
+
+    from whatsapp_api_integration.web.intake import Answer
+    from whatsapp_api_integration.web.webhook import json_answer
+
+    with Flask(__name__).app_context():
+        response, status = json_answer(Answer(400, body))
+        expected = jsonify(body)
+    assert status == 400
+    assert response.get_data() == expected.get_data()
+    assert response.headers["Content-Type"] == expected.headers["Content-Type"]

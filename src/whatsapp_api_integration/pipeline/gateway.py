@@ -214,14 +214,13 @@ class Gateway:
             statuses=statuses,
             events=others,
         )
-        metrics.WEBHOOK_RECEIVED.labels(provider=provider or "unknown").inc()
+        metrics.webhook_received(provider or "unknown").inc()
         if counts.duplicates:
             metrics.MESSAGES_DUPLICATE.inc(counts.duplicates)
         self._log_accepted(counts.body_id, events, counts.orphan_statuses, counts.duplicates)
         self._pause_throttled_numbers(events)
         if counts.new_messages > counts.ignored:
-            self.wake()
-            self._announce_work()
+            self.wake()  # (the store told other processes, in the same commit)
         if counts.failed_replies and self.on_failed_reply is not None:
             self._report_failed_replies(counts.failed_replies, events)
         return AcceptResult(

@@ -6,6 +6,7 @@ is read from the database when scraped, so it counts the work of every process.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -70,6 +71,12 @@ QUEUE_DEPTH = Gauge(
     "Inbound messages waiting or being worked (all processes)",
     registry=REGISTRY,
 )
+
+
+@functools.lru_cache(maxsize=64)
+def webhook_received(provider: str) -> Counter:
+    """WEBHOOK_RECEIVED for `provider`; `labels()` is too slow to call on every webhook."""
+    return WEBHOOK_RECEIVED.labels(provider=provider)
 
 
 def track_queue_depth(read: Callable[[], float]) -> None:

@@ -46,6 +46,8 @@ SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 _MIGRATION_LOCK_KEY = 0x57A9_0001
 _BEGIN_OPTION = "whatsapp_sqlite_begin"
 _DURABLE_OPTION = "whatsapp_durable"
+# Where a pooled SQLite connection remembers its PRAGMA synchronous (store/direct.py too).
+SYNCHRONOUS_INFO_KEY = "synchronous"
 
 # What serialises one process's writers: a threading.Lock, or an RLock for in-memory SQLite.
 Lock = contextlib.AbstractContextManager[Any]
@@ -59,7 +61,9 @@ def _sqlalchemy_2() -> bool:
 
 def pool_size_for(http_threads: int, worker_threads: int) -> int:
     """Connections one process needs: each HTTP thread and each worker thread holds at most
-    one, for one short transaction; plus the lease keeper and (PostgreSQL) the job listener."""
+    one, for one short transaction; plus the lease keeper and (PostgreSQL) the job listener.
+    (The group commit keeps one connection checked out for itself, store/direct.py; the HTTP
+    thread committing a batch holds no other, so the HTTP threads still need one each.)"""
     return max(0, http_threads) + max(0, worker_threads) + 2
 
 
@@ -127,9 +131,9 @@ def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
         options = connection.get_execution_options()
         synchronous = "FULL" if options.get(_DURABLE_OPTION, True) else "NORMAL"
         info = connection.connection.info
-        if info.get("synchronous") != synchronous:  # a PRAGMA only when it changes
+        if info.get(SYNCHRONOUS_INFO_KEY) != synchronous:  # a PRAGMA only when it changes
             connection.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
-            info["synchronous"] = synchronous
+            info[SYNCHRONOUS_INFO_KEY] = synchronous
         connection.exec_driver_sql(f"BEGIN {options.get(_BEGIN_OPTION, 'IMMEDIATE')}")
 
 

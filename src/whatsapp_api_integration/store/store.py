@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from whatsapp_api_integration.store import buckets, listen, report
 from whatsapp_api_integration.store import engine as engines
+from whatsapp_api_integration.store.direct import AlchemyStatements, DirectConnection, Statements
 from whatsapp_api_integration.store.schema import (
     dead_letters,
     inbound_messages,
@@ -163,11 +164,38 @@ class DeadLetter:
     replayed_at: float | None
 
 
-_INSERT_BODY = webhook_bodies.insert()
+_INSERT_EVENT = webhook_events.insert()
+_NOTIFY_WORK = text("SELECT pg_notify(:channel, '')")
+_OUTBOUND_FOR_STATUS = (
+    outbound_messages.c.id,
+    outbound_messages.c.status,
+    outbound_messages.c.wamid,
+    outbound_messages.c.request_id,
+)
+_OUTBOUND_BY_WAMID = select(*_OUTBOUND_FOR_STATUS).where(
+    outbound_messages.c.wamid == bindparam("wamid")
+)
+# SERPRO answers a send with its request id only; the wamid first shows up in a status, beside
+# idRequisicao (or, in one third-party reading, as the status id).
+_OUTBOUND_BY_REQUEST_ID = (
+    select(*_OUTBOUND_FOR_STATUS)
+    .where(
+        outbound_messages.c.provider == bindparam("provider"),
+        outbound_messages.c.request_id.in_([bindparam("request_id"), bindparam("status_id")]),
+    )
+    .order_by(outbound_messages.c.id)
+)
+_UPDATE_OUTBOUND = update(outbound_messages).where(
+    outbound_messages.c.id == bindparam("outbound_id")
+)
+
+
+# Built once: json.dumps with options builds an encoder per call.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _JSON_ENCODER.encode(value)
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -198,6 +226,8 @@ class Store:
         self._accept_queue: list[_PendingAccept] = []
         self._accept_queue_guard = threading.Lock()
         self._accept_leader = threading.Lock()
+        # The group commit's own connection; used only by the thread holding _accept_leader.
+        self._accept_connection = DirectConnection(self.engine, self._lock, durable=flush != "none")
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -244,6 +274,8 @@ class Store:
             return False, f"database unavailable: {type(error).__name__}: {error}"
 
     def close(self) -> None:
+        with self._accept_leader:
+            self._accept_connection.close()
         self.engine.dispose()
 
     # ---- bodies and events --------------------------------------------------------------
@@ -267,6 +299,7 @@ class Store:
         threads comes first. An idle gateway commits each body alone, at once; a busy one
         pays one flush (milliseconds on a virtual disk) for many bodies. Should a batch
         fail, each of its bodies is tried again alone, so one body's error is its own.
+        On PostgreSQL, a batch with new work notifies the listening workers as it commits.
         """
         pending = _PendingAccept(
             body=body,
@@ -289,11 +322,22 @@ class Store:
         assert pending.result is not None
         return pending.result
 
-    def _commit_batch(self, batch: list[_PendingAccept]) -> None:
+    def _commit_batch(self, batch: list[_PendingAccept], *, reconnected: bool = False) -> None:
         try:
-            with self._write(durable=True) as connection:
-                results = [self._accept_one(connection, item) for item in batch]
+            with self._accept_connection.transaction() as statements:
+                results = [self._accept_one(statements, item) for item in batch]
+                if self.dialect == "postgresql" and any(
+                    r.new_messages > r.ignored for r in results
+                ):
+                    # Delivered to the listening workers at this commit (store/listen.py):
+                    # no transaction of its own per webhook.
+                    statements.execute(_NOTIFY_WORK, {"channel": listen.CHANNEL})
         except Exception as error:
+            if not reconnected and DirectConnection.lost_before_commit(error):
+                # What the pool's pre-ping did for each transaction (PostgreSQL restarted,
+                # an idle connection cut): once more, on a new connection.
+                self._commit_batch(batch, reconnected=True)
+                return
             if len(batch) == 1:
                 batch[0].error = error
             else:
@@ -305,14 +349,14 @@ class Store:
         for item in batch:
             item.done = True
 
-    def _accept_one(self, connection: Connection, item: _PendingAccept) -> AcceptCounts:
+    def _accept_one(self, statements: Statements, item: _PendingAccept) -> AcceptCounts:
         body, headers, provider, now = item.body, item.headers, item.provider, item.now
         messages, statuses, events = item.messages, item.statuses, item.events
         new = duplicates = ignored = new_statuses = 0
         orphans: list[str] = []
         failed: list[tuple[str, str | None]] = []
         body_id = self._insert_body(
-            connection,
+            statements,
             body=body,
             stored=body,
             headers=headers,
@@ -341,13 +385,13 @@ class Store:
                 "available_at": now,
                 "finished_at": now if state == "ignored" else None,
             }
-            if self._insert_new(connection, inbound_messages, values):
+            if statements.insert_new(inbound_messages, values):
                 new += 1
                 ignored += state == "ignored"
             else:
                 duplicates += 1
         for status in statuses:
-            outcome = self._record_status(connection, status, body_id=body_id, now=now)
+            outcome = self._record_status(statements, status, body_id=body_id, now=now)
             if outcome is not None:
                 new_statuses += 1
                 if outcome == "orphan":
@@ -355,15 +399,16 @@ class Store:
                 elif status.status == "failed":
                     failed.append((status.wamid, status.recipient_id))
         for record in events:
-            connection.execute(
-                webhook_events.insert().values(
-                    body_id=body_id,
-                    kind=record.kind,
-                    provider=record.provider,
-                    phone_number_id=record.phone_number_id,
-                    detail=_dumps(record.detail),
-                    received_at=now,
-                )
+            statements.execute(
+                _INSERT_EVENT,
+                {
+                    "body_id": body_id,
+                    "kind": record.kind,
+                    "provider": record.provider,
+                    "phone_number_id": record.phone_number_id,
+                    "detail": _dumps(record.detail),
+                    "received_at": now,
+                },
             )
         return AcceptCounts(
             body_id, new, duplicates, ignored, new_statuses, tuple(orphans), tuple(failed)
@@ -381,7 +426,7 @@ class Store:
         """Keep a record of a refused body: its first 64 KiB, its length and its sha256."""
         with self._write(durable=True) as connection:
             return self._insert_body(
-                connection,
+                AlchemyStatements(connection, self._insert_new),
                 body=body,
                 stored=body[:REJECTED_BODY_LIMIT],
                 headers=headers,
@@ -395,7 +440,7 @@ class Store:
 
     def _insert_body(
         self,
-        connection: Connection,
+        statements: Statements,
         *,
         body: bytes,
         stored: bytes,
@@ -407,8 +452,8 @@ class Store:
         events: int,
         now: float,
     ) -> int:
-        result = connection.execute(
-            _INSERT_BODY,
+        return statements.insert_id(
+            webhook_bodies,
             {
                 "received_at": now,
                 "provider": provider,
@@ -422,9 +467,6 @@ class Store:
                 "events": events,
             },
         )
-        primary_key = result.inserted_primary_key
-        assert primary_key is not None
-        return int(primary_key[0])
 
     def body(self, body_id: int) -> bytes:
         with self._read() as connection:
@@ -436,22 +478,20 @@ class Store:
     # ---- statuses -------------------------------------------------------------------------
 
     def _record_status(
-        self, connection: Connection, status: StatusRecord, *, body_id: int | None, now: float
+        self, statements: Statements, status: StatusRecord, *, body_id: int | None, now: float
     ) -> str | None:
         """'matched', 'orphan', or None for a status already stored."""
-        o = outbound_messages
-        columns = (o.c.id, o.c.status, o.c.wamid, o.c.request_id)
-        current = connection.execute(select(*columns).where(o.c.wamid == status.wamid)).first()
-        request_ids = [i for i in (status.request_id, status.wamid) if i]
-        if current is None and status.provider == "serpro" and request_ids:
-            # SERPRO answers a send with its request id only; the wamid first shows up in a
-            # status, beside idRequisicao (or, in one third-party reading, as the status id).
-            current = connection.execute(
-                select(*columns)
-                .where(o.c.provider == "serpro", o.c.request_id.in_(request_ids))
-                .order_by(o.c.id)
-            ).first()
-        values = {
+        current = statements.first(_OUTBOUND_BY_WAMID, {"wamid": status.wamid})
+        if current is None and status.provider == "serpro" and (status.request_id or status.wamid):
+            current = statements.first(
+                _OUTBOUND_BY_REQUEST_ID,
+                {
+                    "provider": "serpro",
+                    "request_id": status.request_id or None,
+                    "status_id": status.wamid or None,
+                },
+            )
+        values: dict[str, Any] = {
             "wamid": status.wamid,
             "status": status.status,
             "provider": status.provider,
@@ -462,24 +502,28 @@ class Store:
             "body_id": body_id,
             "received_at": now,
         }
-        if not self._insert_new(connection, message_statuses, values):
+        if not statements.insert_new(message_statuses, values):
             return None
         if current is None:
             return "orphan"
-        values = {}
-        if current.wamid is None and status.wamid != current.request_id:
-            values["wamid"] = status.wamid
-        if _STATUS_RANK.get(status.status, 0) >= _STATUS_RANK.get(current.status or "", 0):
-            values["status"] = status.status
-        if values:
-            connection.execute(update(o).where(o.c.id == current.id).values(**values))
+        outbound_id, current_status, current_wamid, current_request_id = current
+        changes: dict[str, Any] = {}
+        if current_wamid is None and status.wamid != current_request_id:
+            changes["wamid"] = status.wamid
+        if _STATUS_RANK.get(status.status, 0) >= _STATUS_RANK.get(current_status or "", 0):
+            changes["status"] = status.status
+        if changes:
+            statements.execute(_UPDATE_OUTBOUND, {"outbound_id": outbound_id, **changes})
         return "matched"
 
     def record_status(self, status: StatusRecord, *, now: float | None = None) -> str | None:
         """Store one status outside a webhook (e.g. the sandbox's `sandbox` status)."""
         with self._write() as connection:
             return self._record_status(
-                connection, status, body_id=None, now=time.time() if now is None else now
+                AlchemyStatements(connection, self._insert_new),
+                status,
+                body_id=None,
+                now=time.time() if now is None else now,
             )
 
     def statuses(self, wamid: str) -> list[dict[str, Any]]:

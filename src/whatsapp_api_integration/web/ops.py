@@ -6,6 +6,7 @@ pipeline's registry (jobs, sends, dead letters, queue depth).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -33,6 +34,19 @@ HTTP_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=HTTP_REGISTRY,
 )
+
+
+# `labels()` validates and locks on every call: too slow for each request. A method the
+# client makes up is a label too, so the cache is bounded (the children stay registered).
+@functools.lru_cache(maxsize=512)
+def _requests_counter(route: str, method: str, status: int) -> Counter:
+    return HTTP_REQUESTS.labels(route, method, str(status))
+
+
+@functools.lru_cache(maxsize=128)
+def _duration_histogram(route: str) -> Histogram:
+    return HTTP_DURATION.labels(route)
+
 
 blueprint = Blueprint("whatsapp_ops", __name__)
 sandbox_blueprint = Blueprint("whatsapp_sandbox", __name__, url_prefix="/sandbox")
@@ -106,19 +120,20 @@ def install_request_accounting(app: Flask) -> None:
         started = g.pop("whatsapp_started", None)
         elapsed = time.perf_counter() - started if started is not None else 0.0
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        HTTP_DURATION.labels(route).observe(elapsed)
+        _requests_counter(route, request.method, response.status_code).inc()
+        _duration_histogram(route).observe(elapsed)
         if not request.environ.get("SERVER_SOFTWARE", "").startswith("Werkzeug"):
             # (Flask's development server writes its own line, redacted by logging_setup.)
             # Pages that poll (the playground, the operator view) mark their reads quiet,
             # or their lines would bury everything else at INFO.
             level = logging.DEBUG if g.get("quiet_access_log") else logging.INFO
-            access_log.log(
-                level,
-                "%s %s %d %.1fms",
-                request.method,
-                request.path,
-                response.status_code,
-                elapsed * 1000,
-            )
+            if access_log.isEnabledFor(level):  # (request.path is decoded on first use)
+                access_log.log(
+                    level,
+                    "%s %s %d %.1fms",
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    elapsed * 1000,
+                )
         return response

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
 from whatsapp_api_integration.core.signature import handshake_challenge
 from whatsapp_api_integration.web.intake import (
@@ -19,6 +20,10 @@ __all__ = ["Answer", "blueprint", "read_body", "receive", "too_large"]
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("whatsapp_webhook", __name__, url_prefix="/webhooks/whatsapp")
+
+# What `jsonify` writes outside debug mode (Flask's default provider: sorted keys, ASCII,
+# compact, a newline), without building an encoder and a provider call for every ack.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":"))
 
 
 def _state() -> Any:
@@ -48,7 +53,7 @@ def webhook() -> tuple[Response, int]:
     if body is None:
         return too_large(request.content_length, limit)
     answer = receive(body, dict(request.headers.items()), state.settings, state.gateway)
-    return jsonify(answer.body), answer.status
+    return json_answer(answer)
 
 
 def read_body(limit: int) -> bytes | None:
@@ -81,4 +86,9 @@ def too_large(length: int | None, limit: int) -> tuple[Response, int]:
     size = f"{length} bytes" if length is not None else "a streamed body"
     log.warning("webhook body refused: %s is over MAX_BODY_BYTES=%d", size, limit)
     answer = refuse_too_large(dict(request.headers.items()), limit, _state().gateway)
-    return jsonify(answer.body), answer.status
+    return json_answer(answer)
+
+
+def json_answer(answer: Answer) -> tuple[Response, int]:
+    text = _ENCODER.encode(answer.body) + "\n"
+    return Response(text, content_type="application/json"), answer.status
