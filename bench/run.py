@@ -60,6 +60,7 @@ class Target:
     postgres: bool = False  # gateway: on PostgreSQL (S4 only)
     threads: bool = False  # gateway: worker threads inside the server process
     env: tuple[tuple[str, str], ...] = ()  # gateway: extra settings
+    serve_args: tuple[str, ...] = ()  # gateway: extra `serve` options
 
     @property
     def label(self) -> str:
@@ -72,6 +73,9 @@ TARGETS = (
     Target("sync design (granian)", "sync", "granian"),
     Target("pywa (granian)", "pywa", "granian"),
     Target("gateway (granian)", "gateway", "granian"),
+    Target(
+        "gateway, worker idle (granian)", "gateway", "granian", serve_args=("--worker-nice", "idle")
+    ),
     Target("gateway (gunicorn)", "gateway", "gunicorn"),
     Target("gateway, worker threads (granian)", "gateway", "granian", threads=True),
     Target(
@@ -206,7 +210,7 @@ def serving(
         worker = ["nice", "-n", "10", str(BIN / "whatsapp-gateway"), "worker"]
         if target.server == "granian":
             serve = [str(BIN / "whatsapp-gateway"), "serve", "--port", str(port)]
-            serve += ["--threads", str(THREADS)]
+            serve += ["--threads", str(THREADS), *target.serve_args]
             if target.split:
                 commands += [[*serve, "--no-worker"], worker]
             elif target.threads:

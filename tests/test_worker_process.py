@@ -54,6 +54,19 @@ def test_worker_process_runs_niced_is_restarted_and_stops(sandbox_env: None) -> 
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux only")
+def test_worker_process_scheduled_idle(sandbox_env: None) -> None:
+    """`serve --worker-nice idle`: the worker gets only the CPU the web process leaves."""
+    worker = WorkerProcess(niceness="idle")
+    worker.start()
+    try:
+        assert worker.pid is not None
+        assert os.sched_getscheduler(worker.pid) == os.SCHED_IDLE
+    finally:
+        worker.stop(timeout=20)
+
+
+@pytest.mark.timeout(60)
 def test_worker_process_at_the_same_priority(sandbox_env: None) -> None:
     worker = WorkerProcess(niceness=0)
     worker.start()

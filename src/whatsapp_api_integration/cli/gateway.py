@@ -81,13 +81,25 @@ def _register_serve(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--worker-nice",
-        type=int,
+        type=_niceness,
         default=10,
-        metavar="N",
+        metavar="N|idle",
         help="CPU niceness of the worker process (default 10: webhooks first; 0: same "
-        "priority, better end-to-end throughput on a crowded machine)",
+        "priority, better end-to-end throughput on a crowded machine; idle: Linux SCHED_IDLE, "
+        "the worker only gets CPU the web process leaves, replies wait while webhooks flood)",
     )
     parser.set_defaults(func=serve)
+
+
+def _niceness(value: str) -> int | str:
+    if value == "idle":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a niceness (0-19) or 'idle', got {value!r}"
+        ) from None
 
 
 def load_app_for_server(worker_threads: int | None, http_threads: int = 8) -> Flask:
@@ -157,7 +169,8 @@ def serve(args: argparse.Namespace) -> int:
         print(startup_banner(args.host, args.port, settings), flush=True)
     from whatsapp_api_integration.cli.worker_process import WorkerProcess
 
-    worker = WorkerProcess(niceness=max(0, args.worker_nice)) if worker_process else None
+    niceness = args.worker_nice if args.worker_nice == "idle" else max(0, args.worker_nice)
+    worker = WorkerProcess(niceness=niceness) if worker_process else None
     if worker is not None:
         worker.start()
     try:
