@@ -39,6 +39,7 @@ from whatsapp_api_integration.core.inbound import parse_webhook
 from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
 from whatsapp_api_integration.providers.sandbox import SandboxSender
 from whatsapp_api_integration.store import Store
+from whatsapp_api_integration.store.listen import JobListener
 from whatsapp_api_integration.store.schema import inbound_messages, webhook_bodies
 from whatsapp_api_integration.web.app import create_app
 
@@ -437,7 +438,7 @@ def test_a_worker_process_hears_of_new_work_at_once(postgres_url: str) -> None:
     try:
         worker.start()
         listener = worker._listener
-        assert listener is not None
+        assert isinstance(listener, JobListener)
         assert listener.listening.wait(10)
         time.sleep(0.2)  # the worker thread has looked once and now waits
         deliver(web, text_body("acorda", wamid="wamid.notify"))
