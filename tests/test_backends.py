@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -96,6 +97,27 @@ def test_rasa_unreachable_or_slow_is_retryable(way: str, fake_rasa: FakeRasa) ->
     with pytest.raises(BackendError, match="timed out") as slow:
         ask(RasaBackend(fake_rasa.url, timeout=0.1), way, incoming())
     assert slow.value.retryable
+
+
+def test_a_busy_event_loop_does_not_turn_an_answer_into_a_timeout(fake_rasa: FakeRasa) -> None:
+    """The timeout counts while waiting for Rasa's bytes, not while the loop is busy: an
+    answer that arrived while the loop was held (a worker on SCHED_IDLE, a long store call)
+    is read, not taken for a timeout that would ask the bot again."""
+    fake_rasa.delay = 0.1
+    backend = RasaBackend(fake_rasa.url, timeout=0.3)
+
+    async def on_a_busy_loop() -> list[dict[str, Any]]:
+        try:
+            asking = asyncio.create_task(backend.answer_async(incoming("oi")))
+            await asyncio.sleep(0.05)  # the question is out
+            time.sleep(0.6)  # the loop is held longer than the timeout; Rasa answers meanwhile
+            return await asking
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(on_a_busy_loop()) == [
+        {"recipient_id": "+5561987654321", "text": "Você disse: oi"}
+    ]
 
 
 def test_echo_shows_the_text_the_backend_was_sent() -> None:

@@ -26,6 +26,7 @@ from whatsapp_api_integration.backends.rasa import RasaBackend
 from whatsapp_api_integration.core.contract import IncomingMessage
 from whatsapp_api_integration.core.inbound import parse_webhook
 from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
+from whatsapp_api_integration.providers import SendResult
 from whatsapp_api_integration.providers.cloud_api import CloudApiClient
 from whatsapp_api_integration.store import Store
 
@@ -280,3 +281,64 @@ def test_the_commit_watcher_tells_of_other_connections_commits(tmp_path: Path) -
         watched.close()
         writer.close()
     assert Store("sqlite://").job_listener(told.set) is None  # in memory: one process only
+
+
+class SlowGraph:
+    """A sender whose send is under way until released: Meta has the request, we wait."""
+
+    provider = "cloud_api"
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.release: asyncio.Event | None = None
+
+    def send(self, *args: Any, **kwargs: Any) -> SendResult:
+        raise AssertionError("an event loop awaits send_async")
+
+    async def send_async(self, *args: Any) -> SendResult:
+        self.loop = asyncio.get_running_loop()
+        self.release = asyncio.Event()
+        self.started.set()
+        await self.release.wait()
+        return SendResult(message_id="wamid.accepted.by.meta")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stop_that_cannot_wait_lets_a_send_under_way_record_its_reply(
+    tmp_path: Path,
+) -> None:
+    """Cancelling a POST Meta may have accepted would leave the reply `pending`, and the next
+    worker would send it again; the send ends instead, and its wamid is recorded."""
+    graph = SlowGraph()
+    config = GatewayConfig(
+        database_url=f"sqlite:///{tmp_path / 'gateway.db'}",
+        workers=2,
+        poll_interval_seconds=0.05,
+        default_phone_number_id="106540352242922",
+    )
+    answers = CallableBackend(lambda incoming: [{"text": "recebido"}])
+    gateway = Gateway(config, answers, {"cloud_api": graph})
+    try:
+        gateway.start(event_loop=True)
+        deliver(gateway, "wamid.sending", "oi", "5561911111111")
+        assert graph.started.wait(10)
+        gateway.stop(timeout=0.2)  # grace over: the job is given back
+        assert graph.loop is not None
+        assert graph.release is not None
+        graph.loop.call_soon_threadsafe(graph.release.set)  # Meta answers
+        wait_for(
+            lambda: (
+                [
+                    item["wamid"]
+                    for item in gateway.conversation("5561911111111")
+                    if item["direction"] == "out"
+                ]
+                == ["wamid.accepted.by.meta"]
+            ),
+            lambda: gateway.conversation("5561911111111"),
+        )
+    finally:
+        gateway.close()

@@ -66,7 +66,11 @@ class RasaBackend:
             self._session = aiohttp.ClientSession(
                 # No cap: a slow bot must not make the other questions queue for a connection.
                 connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(self.timeout, 5.0)),
+                # Per read, as httpx's (see CloudApiClient.send_async): a busy loop must not
+                # turn an answer already received into a timeout and ask the bot again.
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=min(self.timeout, 5.0), sock_read=self.timeout
+                ),
             )
         try:
             async with self._session.post(self.endpoint, json=_request(incoming)) as response:

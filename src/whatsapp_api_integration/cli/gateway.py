@@ -253,7 +253,10 @@ def worker(args: argparse.Namespace) -> int:
     )
     gateway.start(event_loop=True)
     while not stop.wait(1.0):
-        pass
+        if not gateway.working():  # its traceback is logged; exit, to be restarted
+            log.error("worker: the event loop stopped; exiting")
+            gateway.close()
+            return 1
     log.info(
         "worker: stopping; finishing the jobs in hand for up to %gs",
         settings.shutdown_grace_seconds,

@@ -439,11 +439,16 @@ class Gateway:
             while tasks and not self._halt.is_set():  # stopping: the jobs in hand finish
                 signal.clear()
                 await signal.wait()
-            for task in tasks:  # given back by `abandon()`: another worker redoes them
-                task.cancel()
+            # Given back by `abandon()`: another worker redoes them. A send under way ends
+            # and its reply's id is recorded (the halt refuses the next send); the others,
+            # waiting for the bot or their turn, stop now.
+            for task in list(tasks):
+                if task not in self._runner.sending:
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            self._loop_signal = None
+            if self._loop_signal == (loop, signal):  # not a newer loop's (a quick restart)
+                self._loop_signal = None
             executor.shutdown(wait=False, cancel_futures=True)
             for resource in (self.backend, *self.senders.values()):
                 aclose = getattr(resource, "aclose", None)
@@ -473,11 +478,14 @@ class Gateway:
                 self._listener.start()
         if event_loop and self.config.workers > 0:
             in_flight = self.config.workers
-            thread = threading.Thread(
-                target=lambda: asyncio.run(self.run_event_loop_worker(self._stop, in_flight)),
-                name="whatsapp-worker-loop",
-                daemon=True,
-            )
+
+            def run_loop() -> None:
+                try:
+                    asyncio.run(self.run_event_loop_worker(self._stop, in_flight))
+                except Exception:  # a bug: say so, and let `working()` tell the process
+                    logger.exception("the worker's event loop stopped")
+
+            thread = threading.Thread(target=run_loop, name="whatsapp-worker-loop", daemon=True)
             thread.start()
             self._threads.append(thread)
             return
@@ -490,6 +498,10 @@ class Gateway:
             )
             thread.start()
             self._threads.append(thread)
+
+    def working(self) -> bool:
+        """Whether every worker thread (or the event loop's) started is still running."""
+        return all(thread.is_alive() for thread in self._threads)
 
     def stop(self, timeout: float | None = None) -> None:
         """Claim no more jobs and let the jobs in hand finish, for up to `timeout` seconds

@@ -29,6 +29,7 @@ Meta's throttling answers:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -92,6 +93,7 @@ class Pacer:
         self._sleep = sleep
         self._stash: dict[str, _Stash] = {}
         self._refilling: set[str] = set()
+        self._refilled_async: dict[tuple[int, str], asyncio.Event] = {}
         self._lock = threading.Lock()
         self._refilled = threading.Condition()
 
@@ -121,14 +123,25 @@ class Pacer:
         `asyncio.sleep`."""
         if not self.enabled:
             return 0.0
+        # The tasks waiting for a refill on this loop wait on one event, not in a poll each:
+        # the worker's loop may hold hundreds of replies for one number.
+        waiting = (id(asyncio.get_running_loop()), key)
         while True:
             turn = self._turn(key)
             if turn == "stash":
                 return 0.0
             if turn == "refill":
                 break
-            await asyncio.sleep(0.002)
-        grant = await asyncio.to_thread(self._take, key)
+            refilled = self._refilled_async.setdefault(waiting, asyncio.Event())
+            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                # Bounded: a thread or another loop may be the one refilling.
+                await asyncio.wait_for(refilled.wait(), 0.05)
+        try:
+            grant = await asyncio.to_thread(self._take, key)
+        finally:
+            waiters = self._refilled_async.pop(waiting, None)
+            if waiters is not None:
+                waiters.set()
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)
         return grant.wait

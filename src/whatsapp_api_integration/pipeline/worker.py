@@ -106,6 +106,9 @@ class JobRunner:
         self.show_contact = show_contact
         self.on_retry_scheduled = on_retry_scheduled
         self._messages_of_body = functools.lru_cache(maxsize=16)(self._parse_body)
+        # Event-loop tasks in the middle of a send: a stop that cannot wait lets these finish
+        # (and record the reply's id) rather than cancel a POST Meta may have accepted.
+        self.sending: set[asyncio.Task[Any]] = set()
 
     # ---- the job --------------------------------------------------------------------------
 
@@ -162,13 +165,22 @@ class JobRunner:
             if answer_async is not None:
                 return await answer_async(step.incoming)
             return await loop.run_in_executor(executor, self.backend.answer, step.incoming)
-        send_async = getattr(step.sender, "send_async", None)  # a PacedSender has it
-        if send_async is not None:
-            return await send_async(step.phone_number_id, step.message, step.recipient, executor)
-        send = functools.partial(
-            step.sender.send, step.phone_number_id, step.message, step.recipient
-        )
-        return await loop.run_in_executor(executor, send)
+        task = asyncio.current_task()
+        if task is not None:
+            self.sending.add(task)
+        try:
+            send_async = getattr(step.sender, "send_async", None)  # a PacedSender has it
+            if send_async is not None:
+                return await send_async(
+                    step.phone_number_id, step.message, step.recipient, executor
+                )
+            send = functools.partial(
+                step.sender.send, step.phone_number_id, step.message, step.recipient
+            )
+            return await loop.run_in_executor(executor, send)
+        finally:
+            if task is not None:
+                self.sending.discard(task)
 
     def _gave_up(self, job: Job) -> bool:
         if job.attempts > self.max_attempts:

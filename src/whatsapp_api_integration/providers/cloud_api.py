@@ -97,7 +97,12 @@ class CloudApiClient:
             self._session = aiohttp.ClientSession(
                 headers={"Authorization": f"Bearer {self._token}"},
                 connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(self.timeout, 5.0)),
+                # Per read, as httpx's: a `total` timer runs on the loop, and a loop kept busy
+                # (or a worker on SCHED_IDLE) would take an answer Meta already gave for a
+                # timeout, and the retry would send the reply again.
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=min(self.timeout, 5.0), sock_read=self.timeout
+                ),
             )
         url = self._url(phone_number_id, "messages")
         try:
