@@ -24,7 +24,9 @@ from whatsapp_api_integration.backends import Backend
 from whatsapp_api_integration.backends.callable_backend import CallableBackend
 from whatsapp_api_integration.backends.rasa import RasaBackend
 from whatsapp_api_integration.core.contract import IncomingMessage
+from whatsapp_api_integration.core.events import Provider, Recipient
 from whatsapp_api_integration.core.inbound import parse_webhook
+from whatsapp_api_integration.core.outbound import OutgoingMessage
 from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
 from whatsapp_api_integration.providers import SendResult
 from whatsapp_api_integration.providers.cloud_api import CloudApiClient
@@ -286,14 +288,21 @@ def test_the_commit_watcher_tells_of_other_connections_commits(tmp_path: Path) -
 class SlowGraph:
     """A sender whose send is under way until released: Meta has the request, we wait."""
 
-    provider = "cloud_api"
+    provider: Provider = "cloud_api"
 
     def __init__(self) -> None:
         self.started = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.release: asyncio.Event | None = None
 
-    def send(self, *args: Any, **kwargs: Any) -> SendResult:
+    def send(
+        self,
+        phone_number_id: str,
+        message: OutgoingMessage,
+        recipient: Recipient,
+        *,
+        reply_to: str | None = None,
+    ) -> SendResult:
         raise AssertionError("an event loop awaits send_async")
 
     async def send_async(self, *args: Any) -> SendResult:
