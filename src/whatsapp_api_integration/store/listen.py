@@ -18,7 +18,7 @@ import logging
 import select
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -33,45 +33,53 @@ def notify(connection: Connection) -> None:
     connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
-class Listener(Protocol):
-    def start(self) -> None: ...
+class Listener:
+    """A thread that calls `on_work()` when another process stored work, told by `_watch`
+    (one subclass per database); should `_watch` fail, it starts again 5 s later."""
 
-    def stop(self) -> None: ...
+    thread_name = "whatsapp-job-listener"
+    doing = "listening for new jobs"
 
-
-class JobListener:
-    """A thread that calls `on_work()` each time a notification arrives."""
-
-    def __init__(self, engine: Engine, on_work: Callable[[], None], wait: float = 1.0) -> None:
+    def __init__(self, engine: Engine, on_work: Callable[[], None], period: float) -> None:
         self.engine = engine
         self.on_work = on_work
-        self.wait = wait  # how often the thread checks whether it should stop
+        self.period = period  # how often `_watch` looks (and checks whether to stop)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.listening = threading.Event()  # set while LISTEN is in place
 
     def start(self) -> None:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="whatsapp-job-listener", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.wait + 2.0)
+            self._thread.join(self.period + 2.0)
         self._thread = None
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._listen()
-            except Exception as error:  # the database went away: poll until it is back
-                logger.warning("listening for new jobs failed (%s); polling meanwhile", error)
+                self._watch()
+            except Exception as error:  # the database went away or is locked: poll meanwhile
+                logger.warning("%s failed (%s); polling meanwhile", self.doing, error)
                 self._stop.wait(5.0)
 
-    def _listen(self) -> None:
+    def _watch(self) -> None:
+        raise NotImplementedError
+
+
+class JobListener(Listener):
+    """PostgreSQL: `LISTEN` on a connection of its own; each notification calls `on_work()`."""
+
+    def __init__(self, engine: Engine, on_work: Callable[[], None], wait: float = 1.0) -> None:
+        super().__init__(engine, on_work, wait)
+        self.listening = threading.Event()  # set while LISTEN is in place
+
+    def _watch(self) -> None:
         pooled = self.engine.raw_connection()
         try:
             driver: Any = getattr(pooled, "dbapi_connection", None) or pooled.connection
@@ -86,7 +94,7 @@ class JobListener:
                 return
             self.listening.set()
             while not self._stop.is_set():
-                if wait(self.wait):
+                if wait(self.period):
                     self.on_work()
         finally:
             self.listening.clear()
@@ -120,47 +128,22 @@ def _waiter(driver: Any) -> Callable[[float], bool] | None:
     return None
 
 
-class ChangeWatcher:
+class ChangeWatcher(Listener):
     """SQLite: a thread that calls `on_work()` when another connection committed.
 
     Its own commits are "another connection" too, so a busy worker process is told of its
     own writes as well; that only wakes an idle thread (if any) to look for work.
     """
 
-    def __init__(self, engine: Engine, on_work: Callable[[], None], interval: float) -> None:
-        self.engine = engine
-        self.on_work = on_work
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="whatsapp-job-watcher", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.interval + 2.0)
-        self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._watch()
-            except Exception as error:  # the file went away or is locked: poll meanwhile
-                logger.warning("watching for new jobs failed (%s); polling meanwhile", error)
-                self._stop.wait(5.0)
+    thread_name = "whatsapp-job-watcher"
+    doing = "watching for new jobs"
 
     def _watch(self) -> None:
         pooled = self.engine.raw_connection()
         try:
             cursor = pooled.cursor()
             seen = None
-            while not self._stop.wait(self.interval):
+            while not self._stop.wait(self.period):
                 version = cursor.execute("PRAGMA data_version").fetchone()
                 if seen is not None and version != seen:
                     self.on_work()
