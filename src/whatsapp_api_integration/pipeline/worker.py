@@ -76,6 +76,14 @@ _Step = _Ask | _Send
 _Steps = Generator[_Step, Any, None]
 
 
+def _advance(steps: _Steps, answer: Any = None, failure: Exception | None = None) -> _Step | None:
+    """The job's next step, given the last one's answer or failure; None when it is done."""
+    try:
+        return steps.send(answer) if failure is None else steps.throw(failure)
+    except StopIteration:
+        return None
+
+
 class JobRunner:
     def __init__(
         self,
@@ -118,17 +126,14 @@ class JobRunner:
             return
         try:
             steps = self._steps(job)
-            answer: Any = None
-            failure: Exception | None = None
-            while True:
+            step = _advance(steps)
+            while step is not None:
                 try:
-                    step = steps.send(answer) if failure is None else steps.throw(failure)
-                except StopIteration:
-                    return
-                try:
-                    answer, failure = self._perform(step), None
+                    answer = self._perform(step)
                 except Exception as error:  # handed to the job, which decides
-                    answer, failure = None, error
+                    step = _advance(steps, failure=error)
+                else:
+                    step = _advance(steps, answer)
         except Exception as error:
             self._settle(job, error)
 
@@ -139,17 +144,14 @@ class JobRunner:
             return
         try:
             steps = self._steps(job)
-            answer: Any = None
-            failure: Exception | None = None
-            while True:
+            step = _advance(steps)
+            while step is not None:
                 try:
-                    step = steps.send(answer) if failure is None else steps.throw(failure)
-                except StopIteration:
-                    return
-                try:
-                    answer, failure = await self._perform_async(step, executor), None
+                    answer = await self._perform_async(step, executor)
                 except Exception as error:
-                    answer, failure = None, error
+                    step = _advance(steps, failure=error)
+                else:
+                    step = _advance(steps, answer)
         except Exception as error:
             self._settle(job, error)
 
