@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy
+
+if TYPE_CHECKING:
+    from fakes import FakeGraph
+    from whatsapp_api_integration.backends import Backend
+    from whatsapp_api_integration.pipeline.gateway import Gateway
 
 REPO_ROOT = Path(__file__).parents[1]
 # CI lays a copy of the project's shared/ folder beside the clone.
@@ -49,3 +55,30 @@ def postgres_url() -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path, fake_graph: FakeGraph) -> Iterator[Callable[..., Gateway]]:
+    """Gateways on one SQLite file, sending to the test's fake Graph (the test module
+    provides `fake_graph`), closed after the test."""
+    from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
+    from whatsapp_api_integration.providers.cloud_api import CloudApiClient
+
+    created: list[Gateway] = []
+
+    def make(backend: Backend, **overrides: Any) -> Gateway:
+        settings: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path / 'gateway.db'}",
+            "workers": 0,
+            "retry_base_seconds": 0.01,
+            "retry_max_seconds": 0.02,
+            **overrides,
+        }
+        client = CloudApiClient("test-token", base_url=fake_graph.url, timeout=5)
+        gateway = Gateway(GatewayConfig(**settings), backend, {"cloud_api": client})
+        created.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in created:
+        gateway.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from fakes import (
     fake_rasa_fixture,  # noqa: F401 (a fixture)
     text_body,
 )
-from whatsapp_api_integration.backends import Backend
 from whatsapp_api_integration.backends.callable_backend import CallableBackend
 from whatsapp_api_integration.backends.rasa import RasaBackend
 from whatsapp_api_integration.core.contract import IncomingMessage
@@ -29,34 +28,11 @@ from whatsapp_api_integration.core.inbound import parse_webhook
 from whatsapp_api_integration.core.outbound import OutgoingMessage
 from whatsapp_api_integration.pipeline.gateway import Gateway, GatewayConfig
 from whatsapp_api_integration.providers import SendResult
-from whatsapp_api_integration.providers.cloud_api import CloudApiClient
 from whatsapp_api_integration.store import Store
 
 pytestmark = pytest.mark.timeout(60)
 
-MakeGateway = Callable[..., Gateway]
-
-
-@pytest.fixture
-def make_gateway(tmp_path: Path, fake_graph: FakeGraph) -> Iterator[MakeGateway]:
-    created: list[Gateway] = []
-
-    def make(backend: Backend, **overrides: Any) -> Gateway:
-        settings: dict[str, Any] = {
-            "database_url": f"sqlite:///{tmp_path / 'gateway.db'}",
-            "workers": 0,
-            "retry_base_seconds": 0.01,
-            "retry_max_seconds": 0.02,
-            **overrides,
-        }
-        client = CloudApiClient("test-token", base_url=fake_graph.url, timeout=5)
-        gateway = Gateway(GatewayConfig(**settings), backend, {"cloud_api": client})
-        created.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in created:
-        gateway.close()
+MakeGateway = Callable[..., Gateway]  # the `make_gateway` fixture (conftest.py)
 
 
 def deliver(gateway: Gateway, wamid: str, text: str, contact: str) -> None:
@@ -116,33 +92,6 @@ def test_many_slow_answers_in_flight_on_one_thread(
     assert workers == {"whatsapp-worker-loop"}
     assert sorted(fake_graph.texts()) == sorted(f"Você disse: m{n}" for n in range(40))
     assert gateway.stats().get("messages_answered") == 40
-
-
-def test_one_contact_in_order_while_contacts_proceed_in_parallel(
-    make_gateway: MakeGateway, fake_rasa: FakeRasa, fake_graph: FakeGraph
-) -> None:
-    fake_rasa.delay = 0.03
-    gateway = make_gateway(
-        RasaBackend(fake_rasa.url, timeout=5), workers=8, poll_interval_seconds=0.05
-    )
-    gateway.start(event_loop=True)
-    ana, bia = "5561900000001", "5561900000002"
-    for n in range(1, 6):
-        deliver(gateway, f"wamid.a{n}", f"a{n}", ana)
-        deliver(gateway, f"wamid.b{n}", f"b{n}", bia)
-    wait_for(lambda: len(fake_graph.message_requests) == 10, gateway.stats)
-    gateway.stop()
-
-    seen = [m["message"] for m in fake_rasa.messages]
-    assert [t for t in seen if t.startswith("a")] == ["a1", "a2", "a3", "a4", "a5"]
-    assert [t for t in seen if t.startswith("b")] == ["b1", "b2", "b3", "b4", "b5"]
-    assert seen.index("b1") < seen.index("a5")  # Bia is not held back until Ana is done
-    # A contact's next message reaches the bot only after its previous reply was accepted.
-    calls = {r.json["message"]: r.at for r in fake_rasa.requests}
-    sends = {r.json["text"]["body"].split()[-1]: r.at for r in fake_graph.message_requests}
-    for who in "ab":
-        for n in range(1, 5):
-            assert sends[f"{who}{n}"] < calls[f"{who}{n + 1}"]
 
 
 def test_a_blocking_backend_runs_on_the_loops_threads(

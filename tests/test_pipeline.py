@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from fakes import (
     text_body,
     text_message,
 )
-from whatsapp_api_integration.backends import Backend
 from whatsapp_api_integration.backends.callable_backend import CallableBackend
 from whatsapp_api_integration.backends.rasa import RasaBackend
 from whatsapp_api_integration.core.contract import IncomingMessage
@@ -45,29 +44,7 @@ from whatsapp_api_integration.providers.cloud_api import CloudApiClient
 
 pytestmark = pytest.mark.timeout(60)
 
-MakeGateway = Callable[..., Gateway]
-
-
-@pytest.fixture
-def make_gateway(tmp_path: Path, fake_graph: FakeGraph) -> Iterator[MakeGateway]:
-    created: list[Gateway] = []
-
-    def make(backend: Backend, **overrides: Any) -> Gateway:
-        settings: dict[str, Any] = {
-            "database_url": f"sqlite:///{tmp_path / 'gateway.db'}",
-            "workers": 0,
-            "retry_base_seconds": 0.01,
-            "retry_max_seconds": 0.02,
-            **overrides,
-        }
-        client = CloudApiClient("test-token", base_url=fake_graph.url, timeout=5)
-        gateway = Gateway(GatewayConfig(**settings), backend, {"cloud_api": client})
-        created.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in created:
-        gateway.close()
+MakeGateway = Callable[..., Gateway]  # the `make_gateway` fixture (conftest.py)
 
 
 def deliver(gateway: Gateway, body: bytes) -> AcceptResult:
@@ -212,12 +189,13 @@ def test_an_expired_lease_is_taken_back(
 # ---- order ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("event_loop", [False, True], ids=["threads", "event loop"])
 def test_one_contact_in_order_while_contacts_proceed_in_parallel(
-    make_gateway: MakeGateway, fake_rasa: FakeRasa, fake_graph: FakeGraph
+    make_gateway: MakeGateway, fake_rasa: FakeRasa, fake_graph: FakeGraph, event_loop: bool
 ) -> None:
     fake_rasa.delay = 0.03
     gateway = make_gateway(rasa(fake_rasa), workers=4, poll_interval_seconds=0.05)
-    gateway.start()
+    gateway.start(event_loop=event_loop)
     ana, bia = "5561900000001", "5561900000002"
     for n in range(1, 6):
         deliver(gateway, text_body(f"wamid.a{n}", f"a{n}", ana))
